@@ -1,0 +1,187 @@
+"""Runs one claimed cycle in this process: loads the agent, keeps the lease alive, records the end.
+
+Used alike by django-q2 tasks and by `manage.py runagent --once`, so a cycle behaves the same
+wherever it runs. The agent's exceptions fail the cycle; they never escape to stop the runner.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import traceback as traceback_module
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from runner import registry, services
+from runner.errors import AgentLoadError, CycleStop
+from runner.models import CycleRun, RunStatus
+from runner.protocol import CycleContext
+
+logger = logging.getLogger(__name__)
+
+
+def worker_name():
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class RunLog(logging.LoggerAdapter):
+    """A logger whose lines are kept (capped) on the run, and also sent to normal logging."""
+
+    def __init__(self, run_id, agent_slug, cap):
+        super().__init__(logging.getLogger(f"runner.cycle.{agent_slug}"), {"run_id": run_id})
+        self.lines: list[str] = []
+        self.cap = cap
+        self.dropped = 0
+
+    def process(self, msg, kwargs):
+        return f"[run {self.extra['run_id']}] {msg}", kwargs
+
+    def log(self, level, msg, *args, **kwargs):
+        text = str(msg) % args if args else str(msg)
+        if len(self.lines) < self.cap:
+            stamp = timezone.now().strftime("%H:%M:%S.%f")[:-3]
+            self.lines.append(f"{stamp} {logging.getLevelName(level)} {text}")
+        else:
+            self.dropped += 1
+        super().log(level, msg, *args, **kwargs)
+
+    def stored_lines(self):
+        if self.dropped:
+            return [*self.lines, f"... {self.dropped} more lines not kept (cap {self.cap})"]
+        return list(self.lines)
+
+
+class Heartbeat(threading.Thread):
+    """Renews the run's lease every lease/3 until stopped, or until the cycle is far past its
+    deadline (then the lease is left to expire, so a hung cycle is reaped rather than kept alive)."""
+
+    def __init__(self, run_id, token, deadline):
+        super().__init__(name=f"heartbeat-run-{run_id}", daemon=True)
+        self.run_id, self.token, self.deadline = run_id, token, deadline
+        self.interval = max(settings.RUNNER_LEASE_SECONDS / 3, 0.1)
+        self.stopped = threading.Event()
+        self.lost = threading.Event()
+
+    def run(self):
+        try:
+            while not self.stopped.wait(self.interval):
+                now = timezone.now()
+                if (now - self.deadline).total_seconds() > settings.RUNNER_LEASE_SECONDS:
+                    return
+                try:
+                    close_old_connections()
+                    held, _cancel = services.cycle_heartbeat(
+                        run_id=self.run_id, token=self.token, now=now
+                    )
+                except Exception:  # a dropped connection must not kill the heartbeat
+                    logger.exception("heartbeat for run %s failed; retrying", self.run_id)
+                    connection.close()
+                    continue
+                if not held:
+                    self.lost.set()
+                    return
+        finally:
+            connection.close()
+
+    def stop(self):
+        self.stopped.set()
+        self.join(timeout=5)
+
+
+def execute_claim(claim: services.Claim) -> CycleRun:
+    """Run a claimed cycle to its end and record the outcome (fenced by the claim's token)."""
+    run = claim.run
+    agent = run.agent
+    log = RunLog(run.pk, agent.slug, settings.RUNNER_RUN_LOG_LINES)
+    heartbeat = Heartbeat(run.pk, claim.token, run.deadline_at)
+    heartbeat.start()
+    try:
+        outcome = _run_agent(run, claim.token, log, heartbeat)
+    finally:
+        heartbeat.stop()
+    outcome.log_lines = log.stored_lines()
+    written = _finish(run.pk, claim.token, outcome)
+    if not written:
+        logger.warning(
+            "run %s lost its lease; its result (%s) was discarded", run.pk, outcome.status
+        )
+    run.refresh_from_db()
+    return run
+
+
+def _finish(run_id, token, outcome):
+    """Record the outcome; one retry on a fresh connection if the database dropped us mid-cycle."""
+    try:
+        return services.cycle_finish(run_id=run_id, token=token, outcome=outcome)
+    except Exception:
+        logger.exception("recording run %s failed; retrying on a new connection", run_id)
+        connection.close()
+        return services.cycle_finish(run_id=run_id, token=token, outcome=outcome)
+
+
+def _run_agent(run, token, log, heartbeat):
+    agent = run.agent
+    try:
+        agent_class = registry.get_agent_class(agent.kind)
+        parameters = registry.validate_parameters(agent.kind, agent.parameters)
+        instance = agent_class()
+    except (AgentLoadError, ValidationError, TypeError) as exc:
+        log.error("agent could not be loaded: %s", exc)
+        return services.Outcome(
+            status=RunStatus.FAILED,
+            error_type=type(exc).__name__
+            if not isinstance(exc, AgentLoadError)
+            else "AgentLoadError",
+            error_message=str(exc),
+            traceback=traceback_module.format_exc(),
+            trip=True,
+        )
+
+    def checkpoint():
+        if heartbeat.lost.is_set():
+            from runner.errors import LeaseLost
+
+            raise LeaseLost("This worker no longer holds the run's lease")
+        services.cycle_checkpoint(run_id=run.pk, token=token)
+
+    context = CycleContext(
+        agent_slug=agent.slug,
+        run_id=run.pk,
+        parameters=parameters,
+        trading_mode=run.trading_mode,
+        deadline=run.deadline_at,
+        logger=log,
+        checkpoint=checkpoint,
+        now=timezone.now,
+        extra={"run": run},
+    )
+    log.info("cycle started (agent %s, kind %s, mode %s)", agent.slug, agent.kind, run.trading_mode)
+    try:
+        summary = instance.run(context)
+        summary = json.loads(
+            json.dumps(summary if summary is not None else {}, cls=DjangoJSONEncoder)
+        )
+        if not isinstance(summary, dict):
+            summary = {"result": summary}
+    except CycleStop as exc:
+        log.warning("cycle stopped: %s", exc)
+        return services.Outcome(
+            status=exc.status, error_type=type(exc).__name__, error_message=str(exc)
+        )
+    except Exception as exc:
+        log.error("cycle failed: %s: %s", type(exc).__name__, exc)
+        return services.Outcome(
+            status=RunStatus.FAILED,
+            error_type=type(exc).__name__,
+            error_message=str(exc),
+            traceback=traceback_module.format_exc(),
+        )
+    log.info("cycle succeeded")
+    return services.Outcome(status=RunStatus.SUCCEEDED, summary=summary)

@@ -1,0 +1,315 @@
+"""Runner data: agent configuration and state, one row per cycle, and the append-only audit trail.
+
+Invariants that must hold against concurrent writers live in the database (check constraints,
+partial unique indexes), not in `save()`, because services write with conditional `update()`s.
+Only `runner.services` writes these tables.
+"""
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+
+class AgentState(models.TextChoices):
+    STOPPED = "stopped", "Stopped"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    ERROR = "error", "Error"
+
+
+class TradingMode(models.TextChoices):
+    DRY_RUN = "dry_run", "Dry run (paper)"
+    LIVE = "live", "Live"
+
+
+INTERVAL_MIN, INTERVAL_MAX = 1, 10080
+TIMEOUT_MIN, TIMEOUT_MAX = 1, 3600
+MAX_FAILURES_MIN, MAX_FAILURES_MAX = 1, 1000
+
+
+class Agent(models.Model):
+    """An agent's configuration (edited by operators) beside its runner state (written by services)."""
+
+    # Configuration
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=64, help_text="A key of the RUNNER_AGENT_KINDS setting.")
+    parameters = models.JSONField(default=dict, blank=True)
+    interval_minutes = models.PositiveIntegerField(
+        default=60,
+        validators=[MinValueValidator(INTERVAL_MIN), MaxValueValidator(INTERVAL_MAX)],
+        help_text=f"Minutes between scheduled cycles ({INTERVAL_MIN}..{INTERVAL_MAX}).",
+    )
+    timeout_seconds = models.PositiveIntegerField(
+        default=300,
+        validators=[MinValueValidator(TIMEOUT_MIN), MaxValueValidator(TIMEOUT_MAX)],
+        help_text=f"A cycle's own deadline in seconds ({TIMEOUT_MIN}..{TIMEOUT_MAX}).",
+    )
+    max_consecutive_failures = models.PositiveIntegerField(
+        default=3,
+        validators=[MinValueValidator(MAX_FAILURES_MIN), MaxValueValidator(MAX_FAILURES_MAX)],
+        help_text="Failed cycles in a row after which the runner trips to error.",
+    )
+    trading_mode = models.CharField(
+        max_length=16, choices=TradingMode.choices, default=TradingMode.DRY_RUN
+    )
+
+    # Runner state and counters (read-only outside runner.services)
+    state = models.CharField(max_length=16, choices=AgentState.choices, default=AgentState.STOPPED)
+    next_run = models.DateTimeField(null=True, blank=True)
+    paused_next_run = models.DateTimeField(null=True, blank=True)
+    last_run = models.DateTimeField(null=True, blank=True, help_text="Start of the last cycle.")
+    last_success = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    run_count = models.PositiveIntegerField(default=0)
+    success_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    # Bumped by every claim; a run may write its result only while it holds the latest token.
+    fencing_token = models.PositiveBigIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    CONFIG_FIELDS = (
+        "name",
+        "kind",
+        "parameters",
+        "interval_minutes",
+        "timeout_seconds",
+        "max_consecutive_failures",
+        "trading_mode",
+    )
+
+    class Meta:
+        ordering = ["slug"]
+        permissions = [("control_agent", "Can start, stop, pause, resume and trigger agents")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(interval_minutes__gte=INTERVAL_MIN, interval_minutes__lte=INTERVAL_MAX),
+                name="agent_interval_minutes_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(timeout_seconds__gte=TIMEOUT_MIN, timeout_seconds__lte=TIMEOUT_MAX),
+                name="agent_timeout_seconds_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    max_consecutive_failures__gte=MAX_FAILURES_MIN,
+                    max_consecutive_failures__lte=MAX_FAILURES_MAX,
+                ),
+                name="agent_max_consecutive_failures_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=AgentState.values), name="agent_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(trading_mode__in=TradingMode.values), name="agent_trading_mode_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return self.slug
+
+    def clean(self):
+        from runner.validation import validate_agent_config
+
+        validate_agent_config(self)
+
+    @property
+    def effective_trading_mode(self):
+        """The mode a cycle really runs in: never more live than the environment allows."""
+        if self.trading_mode == TradingMode.LIVE and settings.TRADING_MODE == TradingMode.LIVE:
+            return TradingMode.LIVE
+        return TradingMode.DRY_RUN
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    TIMED_OUT = "timed_out", "Timed out"
+    CANCELLED = "cancelled", "Cancelled"
+    ABANDONED = "abandoned", "Abandoned"
+    SKIPPED = "skipped", "Skipped"
+
+
+FINISHED_STATUSES = (
+    RunStatus.SUCCEEDED,
+    RunStatus.FAILED,
+    RunStatus.TIMED_OUT,
+    RunStatus.CANCELLED,
+    RunStatus.ABANDONED,
+)
+FAILURE_STATUSES = (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.ABANDONED)
+
+
+class RunTrigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    MANUAL = "manual", "Manual"
+    CLI = "cli", "Command line"
+
+
+class CycleRun(models.Model):
+    """One cycle of one agent: who asked, when it ran, where, with what, and how it ended."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="runs")
+    trigger = models.CharField(max_length=16, choices=RunTrigger.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    control_event = models.ForeignKey(
+        "AuditEvent", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    slot = models.DateTimeField(
+        null=True, blank=True, help_text="The scheduled time this cycle was for (scheduled runs)."
+    )
+    missed_slots = models.PositiveIntegerField(
+        default=0, help_text="Scheduled slots passed over (downtime) and folded into this run."
+    )
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    queued_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True, default="", help_text="host:pid")
+    task_id = models.CharField(max_length=64, blank=True, default="", help_text="django-q2 task id")
+    fencing_token = models.PositiveBigIntegerField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    trading_mode = models.CharField(
+        max_length=16, choices=TradingMode.choices, default=TradingMode.DRY_RUN
+    )
+    config_snapshot = models.JSONField(default=dict, blank=True)
+    summary = models.JSONField(default=dict, blank=True)
+    error_type = models.CharField(max_length=255, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+    log_lines = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-queued_at", "-id"]
+        constraints = [
+            # At most one cycle per agent runs at any moment, whatever the workers believe.
+            models.UniqueConstraint(
+                fields=["agent"],
+                condition=Q(status="running"),
+                name="cyclerun_one_running_per_agent",
+            ),
+            # A redelivered or duplicated scheduled task for the same slot cannot make a second run.
+            models.UniqueConstraint(fields=["agent", "slot"], name="cyclerun_unique_agent_slot"),
+            models.CheckConstraint(
+                condition=Q(status__in=RunStatus.values), name="cyclerun_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(trigger__in=RunTrigger.values), name="cyclerun_trigger_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(finished_at__isnull=True)
+                | Q(started_at__isnull=True)
+                | Q(finished_at__gte=models.F("started_at")),
+                name="cyclerun_finished_after_started",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["agent", "queued_at"], name="cyclerun_agent_queued"),
+            models.Index(fields=["agent", "started_at"], name="cyclerun_agent_started"),
+            models.Index(fields=["started_at"], name="cyclerun_started"),
+            models.Index(fields=["status", "agent"], name="cyclerun_status_agent"),
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(status="running"),
+                name="cyclerun_running_lease",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.agent_id}#{self.pk} {self.status}"
+
+
+class AuditAction(models.TextChoices):
+    START = "start", "Start"
+    STOP = "stop", "Stop"
+    PAUSE = "pause", "Pause"
+    RESUME = "resume", "Resume"
+    RUN_ONCE = "run_once", "Run once"
+    SET_INTERVAL = "set_interval", "Set interval"
+    CONFIGURE = "configure", "Configure"
+    CREATE = "create", "Create"
+    DELETE = "delete", "Delete"
+    TRIP = "trip", "Trip (circuit breaker)"
+
+
+class AuditOutcome(models.TextChoices):
+    APPLIED = "applied", "Applied"
+    REFUSED = "refused", "Refused"
+
+
+class AuditSource(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    API = "api", "API"
+    CLI = "cli", "Command line"
+    SCHEDULER = "scheduler", "Scheduler"
+    SYSTEM = "system", "System"
+
+
+class AuditEvent(models.Model):
+    """One control request, applied or refused. Append-only: PostgreSQL refuses UPDATE and DELETE.
+
+    References to the agent and the user carry no database constraint, so deleting either never
+    has to touch (and so never can rewrite) the trail; the slug and username are kept as copies.
+    """
+
+    agent = models.ForeignKey(
+        Agent,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="audit_events",
+    )
+    agent_slug = models.CharField(max_length=64, blank=True, default="")
+    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    outcome = models.CharField(max_length=16, choices=AuditOutcome.choices)
+    refusal_reason = models.TextField(blank=True, default="")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor_username = models.CharField(max_length=150, blank=True, default="")
+    source = models.CharField(max_length=16, choices=AuditSource.choices)
+    state_before = models.CharField(max_length=16, blank=True, default="")
+    state_after = models.CharField(max_length=16, blank=True, default="")
+    changes = models.JSONField(
+        default=dict, blank=True, help_text='{"field": {"before": ..., "after": ...}}'
+    )
+    reason = models.TextField(blank=True, default="", help_text="The operator's own words.")
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome__in=AuditOutcome.values), name="auditevent_outcome_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(source__in=AuditSource.values), name="auditevent_source_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["agent", "created_at"], name="auditevent_agent_created"),
+            models.Index(fields=["created_at"], name="auditevent_created"),
+        ]
+
+    def __str__(self):
+        return f"{self.agent_slug} {self.action} {self.outcome}"

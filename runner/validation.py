@@ -1,0 +1,65 @@
+"""Input checks shared by every interface, so the admin, API and CLI refuse with the same words."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from runner import models
+from runner.errors import InvalidInput
+from runner.registry import validate_parameters
+
+REASON_MAX_LENGTH = 1000
+
+
+def parse_bounded_int(value, *, field, low, high):
+    """An integer in [low, high]; bools, fractions, strings and null are refused naming the field."""
+    message = f"{field} must be a whole number from {low} to {high}."
+    if isinstance(value, bool) or value is None:
+        raise InvalidInput(message, field=field)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise InvalidInput(message, field=field)
+        value = int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.lstrip("-").isdigit():
+            raise InvalidInput(message, field=field)
+        value = int(text)
+    if not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInput(message, field=field)
+    return value
+
+
+def parse_interval(value):
+    return parse_bounded_int(
+        value, field="interval_minutes", low=models.INTERVAL_MIN, high=models.INTERVAL_MAX
+    )
+
+
+def parse_reason(value):
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInput("reason must be a string.", field="reason")
+    if len(value) > REASON_MAX_LENGTH:
+        raise InvalidInput(
+            f"reason must be at most {REASON_MAX_LENGTH} characters.", field="reason"
+        )
+    return value
+
+
+def validate_agent_config(agent):
+    """Model-level checks beyond field validators: kind, parameters and the trading-mode ceiling."""
+    errors = {}
+    try:
+        agent.parameters = validate_parameters(agent.kind, agent.parameters)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    if (
+        agent.trading_mode == models.TradingMode.LIVE
+        and settings.TRADING_MODE != models.TradingMode.LIVE
+    ):
+        errors["trading_mode"] = [
+            "An agent can be set to live only while the environment says TRADING_MODE=live."
+        ]
+    if errors:
+        raise ValidationError(errors)

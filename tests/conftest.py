@@ -1,0 +1,35 @@
+import json
+import os
+
+import pytest
+from django.db import connection
+
+from tests.agent_kinds import TEST_AGENT_KINDS
+
+# Set before Django reads settings, so this process and every subprocess a test starts (qcluster,
+# live servers) know the test agent kinds, the way a user registers a kind of their own.
+os.environ.setdefault("RUNNER_EXTRA_AGENT_KINDS", json.dumps(TEST_AGENT_KINDS))
+os.environ.setdefault(
+    "DJANGO_SECRET_KEY", "tests-only-secret-key-not-for-production-use-0123456789"
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    from django.conf import settings
+
+    vendor = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    skip_pg = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)")
+    for item in items:
+        if "postgres" in item.keywords and vendor != "postgresql":
+            item.add_marker(skip_pg)
+
+
+@pytest.fixture
+def is_postgres():
+    return connection.vendor == "postgresql"
+
+
+@pytest.fixture(autouse=True)
+def test_agent_kinds(settings):
+    """Register the test kinds in this process (subprocesses get them from the environment)."""
+    settings.RUNNER_AGENT_KINDS = {**settings.RUNNER_AGENT_KINDS, **TEST_AGENT_KINDS}
