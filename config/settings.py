@@ -46,6 +46,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "runner.middleware.RequestIdMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -120,6 +121,9 @@ RUNNER_AGENT_KINDS = {
     **env.json("RUNNER_EXTRA_AGENT_KINDS", default={}),
 }
 RUNNER_DEFAULT_AGENT = env.str("RUNNER_DEFAULT_AGENT", default="default")
+# Dotted paths of callables(agent) -> dict whose items are added to GET /api/agent/status
+# (e.g. total_forecasts and total_trades from the agents app; runner itself never imports agents).
+RUNNER_STATUS_EXTRAS = env.list("RUNNER_STATUS_EXTRAS", default=[])
 # A claimed cycle holds a lease renewed by a heartbeat every LEASE_SECONDS / 3; a run whose lease
 # ran out (its worker was killed or hung) is marked abandoned by the next claim or the reaper.
 RUNNER_LEASE_SECONDS = env.int("RUNNER_LEASE_SECONDS", default=30)
@@ -157,20 +161,32 @@ else:
     Q_CLUSTER["orm"] = "default"
 
 # --- REST framework -------------------------------------------------------------------------
+# Token first: its WWW-Authenticate header makes DRF answer 401 (not 403) to anonymous requests.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+# Throttle for control requests (start, stop, pause, resume, run-once, interval) per user,
+# e.g. "120/min"; read on every request so it can be changed in tests and deployments alike.
+RUNNER_API_CONTROL_RATE = env.str("RUNNER_API_CONTROL_RATE", default="120/min")
+# The seed-compatible POST /api/agent/run-once waits this long at most for its cycle to finish,
+# and runs the cycle in the web process itself when no worker has claimed it after the grace.
+RUNNER_API_RUN_ONCE_WAIT_SECONDS = env.float("RUNNER_API_RUN_ONCE_WAIT_SECONDS", default=60.0)
+RUNNER_API_RUN_ONCE_GRACE_SECONDS = env.float("RUNNER_API_RUN_ONCE_GRACE_SECONDS", default=2.0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Agent Runner API",
     "DESCRIPTION": "Control, schedule and audit trading-research agents.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Nothing is anonymous, the schema and the docs included (the docs use the session login).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Separate request and response components, so read-only fields never appear in request bodies.
+    "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

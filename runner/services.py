@@ -49,7 +49,7 @@ from runner.models import (
     RunStatus,
     RunTrigger,
 )
-from runner.validation import parse_interval, parse_reason
+from runner.validation import REASON_MAX_LENGTH, parse_interval, parse_reason
 
 logger = logging.getLogger(__name__)
 
@@ -771,3 +771,29 @@ def runs_reap_expired(*, agent_id=None, now=None) -> int:
             if agent is not None:
                 reaped += _reap_agent(agent, now)
     return reaped
+
+
+# --- refusals decided at an interface edge ------------------------------------------------------
+
+
+def control_refused(*, agent, action, actor: Actor, message, agent_slug=None, reason="", now=None):
+    """Record a control request that an interface refused before any service could take it.
+
+    Used for requests the caller is not permitted to make, or whose input has the wrong shape, so
+    that every control request leaves an audit event even when it never reaches a transition.
+    `agent` may be None (an unknown slug); `agent_slug` then keeps what was asked for.
+    """
+    now = now or timezone.now()
+    state = agent.state if agent is not None else ""
+    return _record_event(
+        agent=agent,
+        agent_slug=agent_slug,
+        action=action,
+        actor=actor,
+        outcome=AuditOutcome.REFUSED,
+        now=now,
+        state_before=state,
+        state_after=state,
+        reason=reason[:REASON_MAX_LENGTH] if isinstance(reason, str) else "",
+        refusal_reason=message,
+    )

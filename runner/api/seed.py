@@ -1,0 +1,308 @@
+"""The seed's own endpoints on the default agent: same paths, fields and messages as its server.
+
+Clients written for the seed's FastAPI runner keep working: `/api/agent/status`, `start`, `stop`,
+`pause`, `resume`, `run-once` and `interval`, without trailing slashes, and errors as
+400 `{"detail": "Agent is already running"}`. Underneath, every request goes through the same
+services as the rest of the API and is audited the same way.
+"""
+
+import logging
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from runner import selectors, services
+from runner.api import docs, permissions
+from runner.api.control import (
+    ControlInputError,
+    actor_for,
+    find_agent,
+    read_body,
+    read_reason,
+    reason_for_audit,
+    refuse,
+)
+from runner.api.serializers import (
+    IntervalSerializer,
+    ReasonSerializer,
+    SeedActionSerializer,
+    SeedIntervalSerializer,
+    SeedRunResultSerializer,
+    SeedStartSerializer,
+    SeedStatusSerializer,
+)
+from runner.api.throttling import CONTROL_SCOPE, ControlRateThrottle
+from runner.api.views import AuditedDenialMixin
+from runner.api.waiting import wait_for_run
+from runner.errors import RunnerError
+from runner.models import INTERVAL_MAX, INTERVAL_MIN, AuditAction, RunStatus
+
+logger = logging.getLogger(__name__)
+
+INTERVAL_TYPE_MESSAGE = (
+    f"interval_minutes must be a whole number from {INTERVAL_MIN} to {INTERVAL_MAX}."
+)
+SEED_TOTALS = {"total_forecasts": 0, "total_trades": 0}
+
+
+def status_extras(agent) -> dict:
+    """Items from the RUNNER_STATUS_EXTRAS callables; a failing one is logged and left out."""
+    extras = {}
+    for path in settings.RUNNER_STATUS_EXTRAS:
+        try:
+            extras.update(import_string(path)(agent))
+        except Exception:
+            logger.exception("status extra %s failed for agent %s", path, agent.slug)
+    return extras
+
+
+def seed_error(message, *, field=None, code=status.HTTP_400_BAD_REQUEST):
+    body = {"detail": message}
+    if field:
+        body["field"] = field
+    return Response(body, status=code)
+
+
+class SeedAgentView(AuditedDenialMixin, APIView):
+    """Base of the seed endpoints: the default agent, JSON bodies, audited and throttled control."""
+
+    permission_classes = [permissions.RunnerPermission]
+    throttle_classes = [ControlRateThrottle]
+    parser_classes = [JSONParser]
+    audit_as = None  # the AuditAction of a control endpoint; None for reads
+    body_fields = frozenset({"reason"})
+
+    @property
+    def throttle_scope(self):
+        return CONTROL_SCOPE if self.audit_as is not None else None
+
+    def required_permission(self, request):
+        return permissions.CONTROL if self.audit_as is not None else permissions.VIEW
+
+    def audit_action(self):
+        return self.audit_as
+
+    def audit_agent(self):
+        slug = settings.RUNNER_DEFAULT_AGENT
+        return find_agent(slug), slug
+
+    def default_agent(self):
+        agent = find_agent(settings.RUNNER_DEFAULT_AGENT)
+        if agent is None:
+            return None, seed_error(
+                f"The default agent {settings.RUNNER_DEFAULT_AGENT!r} does not exist "
+                "(run `python manage.py migrate`, or set RUNNER_DEFAULT_AGENT).",
+                code=status.HTTP_404_NOT_FOUND,
+            )
+        return agent, None
+
+    def control(self, request, respond):
+        """Read the body, call `respond(agent, body, reason, actor)`; refusals answer 400."""
+        agent, missing = self.default_agent()
+        if missing is not None:
+            return missing
+        try:
+            body = read_body(request, self.body_fields)
+            reason = read_reason(body)
+            return respond(agent=agent, body=body, reason=reason, actor=actor_for(request))
+        except ControlInputError as exc:
+            refuse(
+                request,
+                agent=agent,
+                action=self.audit_as,
+                message=exc.message,
+                reason=reason_for_audit(request),
+            )
+            return seed_error(exc.message, field=exc.field)
+        except RunnerError as exc:
+            return seed_error(exc.message, field=exc.field)
+
+
+class SeedStatusView(SeedAgentView):
+    @extend_schema(
+        summary="Seed-compatible: the default agent's status",
+        responses={200: SeedStatusSerializer, **docs.SEED_READ_ERRORS},
+    )
+    def get(self, request):
+        agent, missing = self.default_agent()
+        if missing is not None:
+            return missing
+        current = selectors.agent_status(agent)
+        body = {
+            "state": current["state"],
+            "running": current["running"],
+            "last_run": current["last_run"],
+            "next_run": current["next_run"],
+            "interval_minutes": current["interval_minutes"],
+            "run_count": current["run_count"],
+            "error_count": current["error_count"],
+            "last_error": current["last_error"] or None,
+            **SEED_TOTALS,
+            **status_extras(agent),
+        }
+        return Response(SeedStatusSerializer(body).data)
+
+
+class SeedStartView(SeedAgentView):
+    audit_as = AuditAction.START
+
+    @extend_schema(
+        summary="Seed-compatible: start the default agent",
+        request=ReasonSerializer,
+        responses={200: SeedStartSerializer, **docs.SEED_CONTROL_ERRORS},
+    )
+    def post(self, request):
+        def respond(*, agent, body, reason, actor):
+            agent = services.agent_start(agent=agent, actor=actor, reason=reason)
+            return Response(
+                SeedStartSerializer(
+                    {
+                        "status": "started",
+                        "message": f"Agent started with {agent.interval_minutes} minute interval",
+                        "next_run": agent.next_run,
+                    }
+                ).data
+            )
+
+        return self.control(request, respond)
+
+
+def _simple_transition(service, word, message):
+    def respond(*, agent, body, reason, actor):
+        service(agent=agent, actor=actor, reason=reason)
+        return Response(SeedActionSerializer({"status": word, "message": message}).data)
+
+    return respond
+
+
+class SeedStopView(SeedAgentView):
+    audit_as = AuditAction.STOP
+
+    @extend_schema(
+        summary="Seed-compatible: stop the default agent",
+        request=ReasonSerializer,
+        responses={200: SeedActionSerializer, **docs.SEED_CONTROL_ERRORS},
+    )
+    def post(self, request):
+        return self.control(
+            request, _simple_transition(services.agent_stop, "stopped", "Agent stopped")
+        )
+
+
+class SeedPauseView(SeedAgentView):
+    audit_as = AuditAction.PAUSE
+
+    @extend_schema(
+        summary="Seed-compatible: pause the default agent",
+        request=ReasonSerializer,
+        responses={200: SeedActionSerializer, **docs.SEED_CONTROL_ERRORS},
+    )
+    def post(self, request):
+        return self.control(
+            request, _simple_transition(services.agent_pause, "paused", "Agent paused")
+        )
+
+
+class SeedResumeView(SeedAgentView):
+    audit_as = AuditAction.RESUME
+
+    @extend_schema(
+        summary="Seed-compatible: resume the default agent",
+        request=ReasonSerializer,
+        responses={200: SeedActionSerializer, **docs.SEED_CONTROL_ERRORS},
+    )
+    def post(self, request):
+        return self.control(
+            request, _simple_transition(services.agent_resume, "resumed", "Agent resumed")
+        )
+
+
+class SeedRunOnceView(SeedAgentView):
+    audit_as = AuditAction.RUN_ONCE
+
+    @extend_schema(
+        summary="Seed-compatible: run one cycle of the default agent and wait for it",
+        description=(
+            "Queues a manual cycle and waits for it, at most RUNNER_API_RUN_ONCE_WAIT_SECONDS. "
+            "If no worker claims it within RUNNER_API_RUN_ONCE_GRACE_SECONDS, the web process "
+            "runs it itself. 200 when the cycle has ended (success true or false); 202 when it "
+            "is still queued or running at the end of the wait (see /api/runs/{run_id}/)."
+        ),
+        request=ReasonSerializer,
+        responses={
+            200: SeedRunResultSerializer,
+            202: SeedRunResultSerializer,
+            **docs.SEED_CONTROL_ERRORS,
+        },
+    )
+    def post(self, request):
+        def respond(*, agent, body, reason, actor):
+            queued = services.agent_run_once(agent=agent, actor=actor, reason=reason)
+            run = wait_for_run(
+                queued.pk,
+                wait_seconds=settings.RUNNER_API_RUN_ONCE_WAIT_SECONDS,
+                grace_seconds=settings.RUNNER_API_RUN_ONCE_GRACE_SECONDS,
+            )
+            pending = run.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+            if pending:
+                error = (
+                    f"Run {run.pk} is still {run.status} after "
+                    f"{settings.RUNNER_API_RUN_ONCE_WAIT_SECONDS:g} s; see /api/runs/{run.pk}/"
+                )
+            elif run.status == RunStatus.SUCCEEDED:
+                error = None
+            else:
+                error = (
+                    f"{run.error_type}: {run.error_message}".strip(": ")
+                    or f"Run {run.pk} {run.status}"
+                )
+            result = {
+                "success": run.status == RunStatus.SUCCEEDED,
+                "started_at": run.started_at,
+                "completed_at": run.finished_at,
+                "error": error,
+                "run_id": run.pk,
+                "status": run.status,
+            }
+            return Response(
+                SeedRunResultSerializer(result).data,
+                status=status.HTTP_202_ACCEPTED if pending else status.HTTP_200_OK,
+            )
+
+        return self.control(request, respond)
+
+
+class SeedIntervalView(SeedAgentView):
+    audit_as = AuditAction.SET_INTERVAL
+    body_fields = frozenset({"interval_minutes", "reason"})
+
+    @extend_schema(
+        summary="Seed-compatible: set the default agent's interval",
+        request=IntervalSerializer,
+        responses={200: SeedIntervalSerializer, **docs.SEED_CONTROL_ERRORS},
+    )
+    def put(self, request):
+        def respond(*, agent, body, reason, actor):
+            value = body.get("interval_minutes")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ControlInputError("interval_minutes", INTERVAL_TYPE_MESSAGE)
+            agent = services.agent_set_interval(
+                agent=agent, interval_minutes=value, actor=actor, reason=reason
+            )
+            minutes = agent.interval_minutes
+            return Response(
+                SeedIntervalSerializer(
+                    {
+                        "status": "updated",
+                        "interval_minutes": minutes,
+                        "message": f"Interval updated to {minutes} minutes",
+                    }
+                ).data
+            )
+
+        return self.control(request, respond)

@@ -1,0 +1,206 @@
+"""Input and output shapes of the runner API. Serializers validate and present; they never write."""
+
+from collections.abc import Mapping
+
+from rest_framework import serializers
+
+from runner.models import INTERVAL_MAX, INTERVAL_MIN, Agent, AuditEvent, CycleRun
+from runner.validation import REASON_MAX_LENGTH
+
+STATE_FIELDS = (
+    "state",
+    "next_run",
+    "last_run",
+    "last_success",
+    "run_count",
+    "success_count",
+    "error_count",
+    "consecutive_failures",
+    "last_error",
+)
+
+
+class StrictInputMixin:
+    """Refuse fields the serializer does not accept, instead of silently dropping them."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            errors = {}
+            for name in sorted(set(data)):
+                field = self.fields.get(name)
+                if field is None:
+                    writable = sorted(n for n, f in self.fields.items() if not f.read_only)
+                    errors[name] = [f"Unknown field. Allowed fields: {', '.join(writable)}."]
+                elif field.read_only:
+                    errors[name] = ["This field is read-only."]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class AgentSerializer(StrictInputMixin, serializers.ModelSerializer):
+    """An agent: its configuration (editable) and its runner state and counters (read-only)."""
+
+    class Meta:
+        model = Agent
+        fields = ["slug", *Agent.CONFIG_FIELDS, *STATE_FIELDS]
+        read_only_fields = ["slug", *STATE_FIELDS]
+
+
+class AgentCreateSerializer(AgentSerializer):
+    """Like AgentSerializer, with the slug settable (once, at creation)."""
+
+    class Meta(AgentSerializer.Meta):
+        read_only_fields = list(STATE_FIELDS)
+        extra_kwargs = {"name": {"required": False, "allow_blank": True}}
+
+
+class AgentStatusSerializer(serializers.Serializer):
+    agent = serializers.CharField(help_text="The agent's slug.")
+    state = serializers.CharField()
+    running = serializers.BooleanField()
+    interval_minutes = serializers.IntegerField()
+    next_run = serializers.DateTimeField(allow_null=True)
+    last_run = serializers.DateTimeField(allow_null=True)
+    last_success = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField(allow_blank=True)
+    run_count = serializers.IntegerField()
+    success_count = serializers.IntegerField()
+    error_count = serializers.IntegerField()
+    consecutive_failures = serializers.IntegerField()
+    current_run = serializers.IntegerField(
+        allow_null=True, help_text="Id of the cycle running now, if any."
+    )
+
+
+class ReasonSerializer(serializers.Serializer):
+    """Optional body of a control request (documentation of the shape checked in the view)."""
+
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=REASON_MAX_LENGTH,
+        help_text="Why you are doing this, kept in the audit trail.",
+    )
+
+
+class IntervalSerializer(ReasonSerializer):
+    interval_minutes = serializers.IntegerField(min_value=INTERVAL_MIN, max_value=INTERVAL_MAX)
+
+
+class CycleRunSerializer(serializers.ModelSerializer):
+    agent = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    requested_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    control_event = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = CycleRun
+        fields = [
+            "id",
+            "agent",
+            "trigger",
+            "status",
+            "requested_by",
+            "control_event",
+            "slot",
+            "missed_slots",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+            "worker",
+            "task_id",
+            "trading_mode",
+            "summary",
+            "error_type",
+            "error_message",
+        ]
+        read_only_fields = fields
+
+
+class CycleRunDetailSerializer(CycleRunSerializer):
+    """A run with what is too large for lists: configuration snapshot, traceback and log lines."""
+
+    class Meta(CycleRunSerializer.Meta):
+        fields = [*CycleRunSerializer.Meta.fields, "config_snapshot", "traceback", "log_lines"]
+        read_only_fields = fields
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    agent = serializers.CharField(source="agent_slug", read_only=True)
+    actor = serializers.CharField(source="actor_username", read_only=True)
+
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id",
+            "agent",
+            "action",
+            "outcome",
+            "refusal_reason",
+            "actor",
+            "source",
+            "state_before",
+            "state_after",
+            "changes",
+            "reason",
+            "client_ip",
+            "request_id",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+# --- documentation of error bodies -------------------------------------------------------------
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class RefusedSerializer(ErrorSerializer):
+    state = serializers.CharField(help_text="The agent's state when the request was refused.")
+
+
+class SeedErrorSerializer(ErrorSerializer):
+    field = serializers.CharField(required=False, help_text="The offending input field, if any.")
+
+
+# --- seed-compatible shapes --------------------------------------------------------------------
+
+
+class SeedStatusSerializer(serializers.Serializer):
+    state = serializers.CharField()
+    running = serializers.BooleanField()
+    last_run = serializers.DateTimeField(allow_null=True)
+    next_run = serializers.DateTimeField(allow_null=True)
+    interval_minutes = serializers.IntegerField()
+    run_count = serializers.IntegerField()
+    error_count = serializers.IntegerField()
+    last_error = serializers.CharField(allow_null=True)
+    total_forecasts = serializers.IntegerField()
+    total_trades = serializers.IntegerField()
+
+
+class SeedActionSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    message = serializers.CharField()
+
+
+class SeedStartSerializer(SeedActionSerializer):
+    next_run = serializers.DateTimeField(allow_null=True)
+
+
+class SeedIntervalSerializer(SeedActionSerializer):
+    interval_minutes = serializers.IntegerField()
+
+
+class SeedRunResultSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+    run_id = serializers.IntegerField(help_text="The cycle run, at /api/runs/{run_id}/.")
+    status = serializers.CharField(help_text="The run's status (queued, running, succeeded, ...).")

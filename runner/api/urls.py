@@ -1,0 +1,31 @@
+"""URLs of the runner API, mounted at /api/ by config/urls.py."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from runner.api import seed, views
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("agents", views.AgentViewSet, basename="agent")
+router.register("runs", views.CycleRunViewSet, basename="run")
+router.register("events", views.AuditEventViewSet, basename="event")
+
+# The seed's paths, exactly: no trailing slash.
+seed_urlpatterns = [
+    path("agent/status", seed.SeedStatusView.as_view(), name="seed-status"),
+    path("agent/start", seed.SeedStartView.as_view(), name="seed-start"),
+    path("agent/stop", seed.SeedStopView.as_view(), name="seed-stop"),
+    path("agent/pause", seed.SeedPauseView.as_view(), name="seed-pause"),
+    path("agent/resume", seed.SeedResumeView.as_view(), name="seed-resume"),
+    path("agent/run-once", seed.SeedRunOnceView.as_view(), name="seed-run-once"),
+    path("agent/interval", seed.SeedIntervalView.as_view(), name="seed-interval"),
+]
+
+urlpatterns = [
+    *router.urls,
+    *seed_urlpatterns,
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+]

@@ -1,0 +1,340 @@
+"""The runner's REST resources: agents (with control actions), cycle runs and audit events.
+
+Each control action reads its input, makes one call into `runner.services`, and maps the
+domain errors: InvalidInput -> 400 naming the field, TransitionRefused -> 409 with the state.
+"""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+
+from runner import selectors, services
+from runner.api import docs, permissions
+from runner.api.control import (
+    ControlInputError,
+    actor_for,
+    find_agent,
+    read_body,
+    read_reason,
+    reason_for_audit,
+    refuse,
+)
+from runner.api.filters import AuditEventFilter, RunFilter
+from runner.api.serializers import (
+    AgentCreateSerializer,
+    AgentSerializer,
+    AgentStatusSerializer,
+    AuditEventSerializer,
+    CycleRunDetailSerializer,
+    CycleRunSerializer,
+    IntervalSerializer,
+    ReasonSerializer,
+)
+from runner.api.throttling import CONTROL_SCOPE, ControlRateThrottle
+from runner.errors import InvalidInput, TransitionRefused
+from runner.models import INTERVAL_MAX, INTERVAL_MIN, Agent, AuditAction, AuditEvent, CycleRun
+
+CONTROL_ACTIONS = {
+    "start": AuditAction.START,
+    "stop": AuditAction.STOP,
+    "pause": AuditAction.PAUSE,
+    "resume": AuditAction.RESUME,
+    "run_once": AuditAction.RUN_ONCE,
+    "interval": AuditAction.SET_INTERVAL,
+}
+CONFIG_ACTIONS = {
+    "create": (AuditAction.CREATE, permissions.ADD),
+    "update": (AuditAction.CONFIGURE, permissions.CHANGE),
+    "partial_update": (AuditAction.CONFIGURE, permissions.CHANGE),
+    "destroy": (AuditAction.DELETE, permissions.DELETE),
+}
+INTERVAL_TYPE_MESSAGE = (
+    f"interval_minutes must be a whole number from {INTERVAL_MIN} to {INTERVAL_MAX}."
+)
+
+
+def refused_response(exc: TransitionRefused):
+    return Response({"detail": exc.message, "state": exc.state}, status=status.HTTP_409_CONFLICT)
+
+
+def invalid_input(exc: InvalidInput):
+    errors = getattr(exc, "errors", None) or {exc.field or "non_field_errors": [exc.message]}
+    return ValidationError(errors)
+
+
+class AuditedDenialMixin:
+    """Audit a permitted user's control or configuration request that lacks the permission."""
+
+    def audit_action(self):
+        raise NotImplementedError
+
+    def audit_agent(self):
+        """(agent or None, slug asked for) of the request, without raising."""
+        raise NotImplementedError
+
+    def permission_denied(self, request, message=None, code=None):
+        action = self.audit_action()
+        if action is not None and request.user and request.user.is_authenticated:
+            agent, slug = self.audit_agent()
+            needed = self.required_permission(request)
+            refuse(
+                request,
+                agent=agent,
+                agent_slug=None if agent is not None else slug,
+                action=action,
+                message=f"Permission denied: {needed} is required.",
+                reason=reason_for_audit(request),
+            )
+        super().permission_denied(request, message=message, code=code)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List agents", responses={200: AgentSerializer(many=True), **docs.READ_ERRORS}),
+    retrieve=extend_schema(summary="An agent's configuration and state", responses={200: AgentSerializer, **docs.READ_ERRORS}),
+    create=extend_schema(
+        summary="Create an agent",
+        request=AgentCreateSerializer,
+        responses={201: AgentSerializer, **docs.WRITE_ERRORS},
+    ),
+    update=extend_schema(summary="Replace an agent's configuration", responses={200: AgentSerializer, **docs.WRITE_ERRORS, 409: docs.REFUSED}),
+    partial_update=extend_schema(summary="Edit an agent's configuration", responses={200: AgentSerializer, **docs.WRITE_ERRORS, 409: docs.REFUSED}),
+    destroy=extend_schema(
+        summary="Delete an agent and its runs (its audit trail stays)",
+        responses={204: OpenApiResponse(description="Deleted."), **docs.READ_ERRORS, 409: docs.REFUSED},
+    ),
+)
+class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
+    """Agents by slug. State and counters are read-only; change them with the control actions."""
+
+    queryset = Agent.objects.all()
+    serializer_class = AgentSerializer
+    lookup_field = "slug"
+    lookup_value_regex = r"[^/]+"
+    permission_classes = [permissions.RunnerPermission]
+    throttle_classes = [ControlRateThrottle]
+    parser_classes = [JSONParser]
+    pagination_class = None
+    filter_backends = []
+
+    @property
+    def throttle_scope(self):
+        return CONTROL_SCOPE if self.action in CONTROL_ACTIONS else None
+
+    def get_serializer_class(self):
+        if self.action == "create":
+            return AgentCreateSerializer
+        return AgentSerializer
+
+    def required_permission(self, request):
+        if self.action in CONTROL_ACTIONS:
+            return permissions.CONTROL
+        if self.action in CONFIG_ACTIONS:
+            return CONFIG_ACTIONS[self.action][1]
+        return permissions.VIEW
+
+    def audit_action(self):
+        if self.action in CONTROL_ACTIONS:
+            return CONTROL_ACTIONS[self.action]
+        if self.action in CONFIG_ACTIONS:
+            return CONFIG_ACTIONS[self.action][0]
+        return None
+
+    def audit_agent(self):
+        slug = self.kwargs.get(self.lookup_field, "")
+        return find_agent(slug), slug
+
+    # --- configuration ---------------------------------------------------------------------
+
+    def perform_create(self, serializer):
+        try:
+            serializer.instance = services.agent_create(
+                values=serializer.validated_data, actor=actor_for(self.request)
+            )
+        except InvalidInput as exc:
+            raise invalid_input(exc) from exc
+
+    def update(self, request, *args, **kwargs):
+        agent = self.get_object()
+        serializer = self.get_serializer(
+            agent, data=request.data, partial=kwargs.get("partial", False)
+        )
+        serializer.is_valid(raise_exception=True)
+        try:
+            agent = services.agent_update_config(
+                agent=agent, values=serializer.validated_data, actor=actor_for(request)
+            )
+        except InvalidInput as exc:
+            raise invalid_input(exc) from exc
+        except TransitionRefused as exc:
+            return refused_response(exc)
+        return Response(AgentSerializer(agent).data)
+
+    def destroy(self, request, *args, **kwargs):
+        agent = self.get_object()
+        try:
+            services.agent_delete(agent=agent, actor=actor_for(request))
+        except TransitionRefused as exc:
+            return refused_response(exc)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    # --- state ------------------------------------------------------------------------------
+
+    @extend_schema(
+        summary="State, counters and the cycle running now",
+        responses={200: AgentStatusSerializer, **docs.READ_ERRORS},
+    )
+    @action(detail=True, methods=["get"])
+    def status(self, request, slug=None):
+        return Response(AgentStatusSerializer(selectors.agent_status(self.get_object())).data)
+
+    # --- control ----------------------------------------------------------------------------
+
+    def _control(self, request, *, fields, call):
+        """Read the body, make the one service call, map its errors; refusals are audited.
+
+        Shape errors (malformed JSON, unknown fields, wrong types) are refused here and audited
+        through `services.control_refused`; range errors are refused and audited by the service.
+        """
+        agent = self.get_object()
+        try:
+            body = read_body(request, fields)
+            reason = read_reason(body)
+            return call(agent=agent, body=body, reason=reason, actor=actor_for(request))
+        except ControlInputError as exc:
+            refuse(
+                request,
+                agent=agent,
+                action=CONTROL_ACTIONS[self.action],
+                message=exc.message,
+                reason=reason_for_audit(request),
+            )
+            raise ValidationError({exc.field: [exc.message]}) from exc
+        except InvalidInput as exc:
+            raise invalid_input(exc) from exc
+        except TransitionRefused as exc:
+            return refused_response(exc)
+
+    def _transition(self, request, service):
+        def call(*, agent, body, reason, actor):
+            agent = service(agent=agent, actor=actor, reason=reason)
+            return Response(AgentSerializer(agent).data)
+
+        return self._control(request, fields={"reason"}, call=call)
+
+    @extend_schema(
+        summary="Start (stopped|error -> running; the first cycle is queued at once)",
+        request=ReasonSerializer,
+        responses={200: AgentSerializer, **docs.CONTROL_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def start(self, request, slug=None):
+        return self._transition(request, services.agent_start)
+
+    @extend_schema(
+        summary="Stop (running|paused|error -> stopped; a running cycle stops at its next step)",
+        request=ReasonSerializer,
+        responses={200: AgentSerializer, **docs.CONTROL_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def stop(self, request, slug=None):
+        return self._transition(request, services.agent_stop)
+
+    @extend_schema(
+        summary="Pause (running -> paused; a running cycle finishes)",
+        request=ReasonSerializer,
+        responses={200: AgentSerializer, **docs.CONTROL_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def pause(self, request, slug=None):
+        return self._transition(request, services.agent_pause)
+
+    @extend_schema(
+        summary="Resume (paused -> running; never a burst of missed cycles)",
+        request=ReasonSerializer,
+        responses={200: AgentSerializer, **docs.CONTROL_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def resume(self, request, slug=None):
+        return self._transition(request, services.agent_resume)
+
+    @extend_schema(
+        summary="Queue one manual cycle (any state; refused while a cycle is in flight)",
+        request=ReasonSerializer,
+        responses={202: CycleRunSerializer, **docs.CONTROL_ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="run-once", url_name="run-once")
+    def run_once(self, request, slug=None):
+        def call(*, agent, body, reason, actor):
+            run = services.agent_run_once(agent=agent, actor=actor, reason=reason)
+            return Response(CycleRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+        return self._control(request, fields={"reason"}, call=call)
+
+    @extend_schema(
+        summary=f"Set the interval ({INTERVAL_MIN}..{INTERVAL_MAX} minutes; next run recomputed)",
+        request=IntervalSerializer,
+        responses={200: AgentSerializer, **docs.CONTROL_ERRORS},
+    )
+    @action(detail=True, methods=["put"])
+    def interval(self, request, slug=None):
+        def call(*, agent, body, reason, actor):
+            value = body.get("interval_minutes")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ControlInputError("interval_minutes", INTERVAL_TYPE_MESSAGE)
+            agent = services.agent_set_interval(
+                agent=agent, interval_minutes=value, actor=actor, reason=reason
+            )
+            return Response(AgentSerializer(agent).data)
+
+        return self._control(request, fields={"interval_minutes", "reason"}, call=call)
+
+
+class NewestFirstCursor(CursorPagination):
+    page_size = 50
+
+
+class RunCursor(NewestFirstCursor):
+    ordering = ("-queued_at", "-id")
+
+
+class EventCursor(NewestFirstCursor):
+    ordering = ("-created_at", "-id")
+
+
+class ReadOnlyRunnerViewSet(viewsets.ReadOnlyModelViewSet):
+    permission_classes = [permissions.RunnerPermission]
+
+    def required_permission(self, request):
+        return permissions.VIEW
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Cycle runs, newest first", responses={200: CycleRunSerializer(many=True), **docs.LIST_ERRORS}),
+    retrieve=extend_schema(summary="One cycle run with its log lines", responses={200: CycleRunDetailSerializer, **docs.READ_ERRORS}),
+)
+class CycleRunViewSet(ReadOnlyRunnerViewSet):
+    """One record per cycle: trigger, who asked, timing, worker, outcome."""
+
+    queryset = CycleRun.objects.select_related("agent", "requested_by")
+    filterset_class = RunFilter
+    pagination_class = RunCursor
+
+    def get_serializer_class(self):
+        return CycleRunDetailSerializer if self.action == "retrieve" else CycleRunSerializer
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The audit trail, newest first", responses={200: AuditEventSerializer(many=True), **docs.LIST_ERRORS}),
+    retrieve=extend_schema(summary="One audit event", responses={200: AuditEventSerializer, **docs.READ_ERRORS}),
+)
+class AuditEventViewSet(ReadOnlyRunnerViewSet):
+    """Every control request, applied or refused (append-only)."""
+
+    queryset = AuditEvent.objects.all()
+    serializer_class = AuditEventSerializer
+    filterset_class = AuditEventFilter
+    pagination_class = EventCursor
