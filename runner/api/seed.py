@@ -13,6 +13,7 @@ from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.parsers import JSONParser
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -77,15 +78,18 @@ class SeedAgentView(AuditedDenialMixin, APIView):
     audit_as = None  # the AuditAction of a control endpoint; None for reads
     body_fields = frozenset({"reason"})
 
+    def is_control(self, request):
+        return self.audit_as is not None and request.method not in SAFE_METHODS
+
     @property
     def throttle_scope(self):
-        return CONTROL_SCOPE if self.audit_as is not None else None
+        return CONTROL_SCOPE if self.is_control(self.request) else None
 
     def required_permission(self, request):
-        return permissions.CONTROL if self.audit_as is not None else permissions.VIEW
+        return permissions.CONTROL if self.is_control(request) else permissions.VIEW
 
     def audit_action(self):
-        return self.audit_as
+        return self.audit_as if self.is_control(self.request) else None
 
     def audit_agent(self):
         slug = settings.RUNNER_DEFAULT_AGENT

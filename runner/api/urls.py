@@ -8,6 +8,7 @@ from runner.api import seed, views
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
+router.include_format_suffixes = False  # one URL per resource; JSON is the only format
 router.register("agents", views.AgentViewSet, basename="agent")
 router.register("runs", views.CycleRunViewSet, basename="run")
 router.register("events", views.AuditEventViewSet, basename="event")

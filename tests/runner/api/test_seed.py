@@ -1,0 +1,203 @@
+"""The seed's endpoints on the default agent: its paths, fields, messages and error shape."""
+
+import json
+import re
+import shlex
+import subprocess
+
+import pytest
+from rest_framework.authtoken.models import Token
+
+from runner.models import Agent, AuditEvent, CycleRun
+from tests.factories import UserFactory
+from tests.runner.api.conftest import ALL_PERMS
+
+# The seed's own curl sequence, as its summary shows it (PHASE2_4_SUMMARY.md, "Using the API").
+SEED_CURL_SEQUENCE = """\
+curl http://localhost:8000/api/agent/status
+curl -X POST http://localhost:8000/api/agent/start
+curl -X PUT http://localhost:8000/api/agent/interval \\
+  -H "Content-Type: application/json" \\
+  -d '{"interval_minutes": 30}'
+curl -X POST http://localhost:8000/api/agent/run-once
+curl -X POST http://localhost:8000/api/agent/pause
+curl -X POST http://localhost:8000/api/agent/resume
+curl -X POST http://localhost:8000/api/agent/stop
+"""
+
+STATUS_FIELDS = {
+    "state", "running", "last_run", "next_run", "interval_minutes", "run_count", "error_count",
+    "last_error", "total_forecasts", "total_trades",
+}  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_status_has_the_seed_fields(api, default_agent):
+    response = api.get("/api/agent/status")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == STATUS_FIELDS
+    assert body["state"] == "stopped" and body["running"] is False
+    assert (body["total_forecasts"], body["total_trades"], body["last_error"]) == (0, 0, None)
+
+
+def forecast_totals_for_test(agent):
+    return {"total_forecasts": 7, "total_trades": 2, "agent_seen": agent.slug}
+
+
+def broken_extra(agent):
+    raise RuntimeError("extra is broken")
+
+
+@pytest.mark.django_db
+def test_status_totals_come_from_the_configured_extras(api, default_agent, settings):
+    settings.RUNNER_STATUS_EXTRAS = [
+        "tests.runner.api.test_seed.broken_extra",
+        "tests.runner.api.test_seed.forecast_totals_for_test",
+    ]
+    body = api.get("/api/agent/status").json()
+    assert (body["total_forecasts"], body["total_trades"]) == (7, 2)
+
+
+@pytest.mark.django_db
+def test_start_stop_pause_resume_answer_in_the_seed_shape(api, default_agent):
+    started = api.post("/api/agent/start")
+    assert started.status_code == 200
+    assert set(started.json()) == {"status", "message", "next_run"}
+    assert started.json()["status"] == "started" and started.json()["next_run"]
+    assert api.post("/api/agent/pause").json() == {"status": "paused", "message": "Agent paused"}
+    assert api.post("/api/agent/resume").json() == {"status": "resumed", "message": "Agent resumed"}
+    assert api.post("/api/agent/stop").json() == {"status": "stopped", "message": "Agent stopped"}
+    assert list(
+        AuditEvent.objects.filter(agent=default_agent).order_by("id").values_list("action", "source")
+    ) == [("start", "api"), ("pause", "api"), ("resume", "api"), ("stop", "api")]
+
+
+@pytest.mark.django_db
+def test_refusals_are_400_with_detail_like_the_seed(api, default_agent):
+    api.post("/api/agent/start")
+    again = api.post("/api/agent/start")
+    assert again.status_code == 400
+    assert again.json() == {"detail": "Agent is already running"}
+    api.post("/api/agent/stop")
+    stopped = api.post("/api/agent/stop")
+    assert (stopped.status_code, stopped.json()) == (400, {"detail": "Agent is not running"})
+    assert AuditEvent.objects.filter(outcome="refused").count() == 2
+
+
+@pytest.mark.django_db
+def test_interval_in_the_seed_shape_and_its_errors(api, default_agent):
+    response = api.put("/api/agent/interval", {"interval_minutes": 30}, format="json")
+    assert response.json() == {
+        "status": "updated", "interval_minutes": 30, "message": "Interval updated to 30 minutes",
+    }  # fmt: skip
+    bad = api.put("/api/agent/interval", {"interval_minutes": 0}, format="json")
+    assert bad.status_code == 400
+    assert bad.json() == {
+        "detail": "interval_minutes must be a whole number from 1 to 10080.",
+        "field": "interval_minutes",
+    }
+    unknown = api.put("/api/agent/interval", {"minutes": 5}, format="json")
+    assert unknown.status_code == 400 and unknown.json()["field"] == "minutes"
+    malformed = api.put("/api/agent/interval", "{", content_type="application/json")
+    assert malformed.status_code == 400 and malformed.json()["field"] == "body"
+    default_agent.refresh_from_db()
+    assert default_agent.interval_minutes == 30
+
+
+@pytest.mark.django_db
+def test_missing_default_agent_is_404_not_500(api, settings):
+    settings.RUNNER_DEFAULT_AGENT = "no-such-agent"
+    response = api.get("/api/agent/status")
+    assert response.status_code == 404 and "no-such-agent" in response.json()["detail"]
+    assert api.post("/api/agent/start").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_once_runs_the_cycle_in_process_when_no_worker_claims_it(api, default_agent, settings):
+    settings.RUNNER_API_RUN_ONCE_GRACE_SECONDS = 0.1
+    settings.RUNNER_API_RUN_ONCE_WAIT_SECONDS = 20
+    response = api.post("/api/agent/run-once", {"reason": "smoke"}, format="json")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["success"] is True and body["error"] is None
+    assert body["started_at"] and body["completed_at"]
+    run = CycleRun.objects.get(pk=body["run_id"])
+    assert (run.status, run.trigger, run.summary) == ("succeeded", "manual", {"value": 1, "mode": "dry_run"})
+    default_agent.refresh_from_db()
+    assert default_agent.run_count == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_once_reports_a_failed_cycle(api, default_agent, settings):
+    Agent.objects.filter(pk=default_agent.pk).update(kind="test-fail")
+    settings.RUNNER_API_RUN_ONCE_GRACE_SECONDS = 0.1
+    response = api.post("/api/agent/run-once")
+    body = response.json()
+    assert response.status_code == 200
+    assert body["success"] is False and body["status"] == "failed"
+    assert body["error"] == "BoomError: the agent exploded on purpose"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_once_answers_honestly_when_the_wait_ends_first(api, default_agent, settings):
+    Agent.objects.filter(pk=default_agent.pk).update(
+        kind="test-slow", parameters={"seconds": 1.5, "step": 0.05}
+    )
+    settings.RUNNER_API_RUN_ONCE_GRACE_SECONDS = 0.0
+    settings.RUNNER_API_RUN_ONCE_WAIT_SECONDS = 0.3
+    response = api.post("/api/agent/run-once")
+    assert response.status_code == 202
+    body = response.json()
+    assert body["success"] is False and body["completed_at"] is None
+    assert f"/api/runs/{body['run_id']}/" in body["error"]
+    # The cycle keeps going in the web process and records its own end.
+    run = CycleRun.objects.get(pk=body["run_id"])
+    for _ in range(100):
+        run.refresh_from_db()
+        if run.status == "succeeded":
+            break
+        import time
+
+        time.sleep(0.05)
+    assert run.status == "succeeded"
+
+
+def curl_commands(sequence, base_url, token):
+    """Each curl command of the sequence, pointed at base_url, with the token header added."""
+    joined = sequence.replace("\\\n", " ")
+    for line in joined.splitlines():
+        args = shlex.split(line.replace("http://localhost:8000", base_url))
+        yield [*args, "-s", "-H", f"Authorization: Token {token}", "--max-time", "30"]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_seed_curl_sequence_against_a_live_server(live_server, settings):
+    settings.RUNNER_API_RUN_ONCE_GRACE_SECONDS = 0.2
+    Agent.objects.update_or_create(
+        slug=settings.RUNNER_DEFAULT_AGENT, defaults={"name": "Default", "kind": "test-ok"}
+    )
+    user = UserFactory(username="scripts", perms=ALL_PERMS)
+    token = Token.objects.create(user=user).key
+    answers = []
+    for command in curl_commands(SEED_CURL_SEQUENCE, live_server.url, token):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+        answers.append(json.loads(done.stdout))
+    status, started, interval, run_once, paused, resumed, stopped = answers
+    assert set(status) == STATUS_FIELDS and status["state"] == "stopped"
+    assert started["status"] == "started" and started["message"] and started["next_run"]
+    assert interval == {
+        "status": "updated", "interval_minutes": 30, "message": "Interval updated to 30 minutes",
+    }  # fmt: skip
+    assert run_once["success"] is True and run_once["error"] is None
+    assert re.match(r"\d{4}-\d\d-\d\dT", run_once["completed_at"])
+    assert paused == {"status": "paused", "message": "Agent paused"}
+    assert resumed == {"status": "resumed", "message": "Agent resumed"}
+    assert stopped == {"status": "stopped", "message": "Agent stopped"}
+    events = AuditEvent.objects.filter(source="api").order_by("id")
+    assert [e.action for e in events] == [
+        "start", "set_interval", "run_once", "pause", "resume", "stop",
+    ]  # fmt: skip
+    assert {e.actor_username for e in events} == {"scripts"}
+    assert all(e.client_ip == "127.0.0.1" and e.request_id for e in events)
