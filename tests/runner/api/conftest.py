@@ -16,6 +16,12 @@ ALL_PERMS = [
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Factories set passwords; the real hasher's cost is the point in production, not here."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def fresh_throttle_counts():
     """Throttle counts live in the cache; user ids repeat between tests, the counts must not."""
     cache.clear()
