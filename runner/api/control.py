@@ -53,9 +53,7 @@ def read_body(request, allowed) -> dict:
         data = request.data
     except ParseError as exc:
         raise ControlInputError("body", f"Malformed JSON: {exc.detail}") from exc
-    if data is None or data == "" or (isinstance(data, Mapping) and not data):
-        return {}
-    if isinstance(data, QueryDict):
+    if isinstance(data, QueryDict):  # DRF's stand-in when there is no body at all
         data = data.dict()
     if not isinstance(data, Mapping):
         raise ControlInputError(

@@ -1,18 +1,47 @@
 """Query filters for the run history and the audit trail (invalid values answer 400)."""
 
 import django_filters
+import django_filters.rest_framework
+from django.core.exceptions import ValidationError
+from django_filters.fields import ChoiceField, IsoDateTimeField
+from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from runner.models import AuditAction, AuditEvent, AuditOutcome, AuditSource, CycleRun, RunStatus, RunTrigger
 
 
+class _PresentMeansSet:
+    """A parameter that is present must have a value: `?status=` is refused, not ignored."""
+
+    def clean(self, value):
+        if value == "":
+            raise ValidationError("Give a value, or leave the parameter out.", code="empty")
+        return super().clean(value)
+
+
+class StrictChoiceField(_PresentMeansSet, ChoiceField):
+    pass
+
+
+class StrictIsoDateTimeField(_PresentMeansSet, IsoDateTimeField):
+    pass
+
+
+class ChoiceFilter(django_filters.ChoiceFilter):
+    field_class = StrictChoiceField
+
+
+class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = StrictIsoDateTimeField
+
+
 class RunFilter(django_filters.FilterSet):
     agent = django_filters.CharFilter(field_name="agent__slug", help_text="Agent slug.")
-    status = django_filters.ChoiceFilter(choices=RunStatus.choices)
-    trigger = django_filters.ChoiceFilter(choices=RunTrigger.choices)
-    since = django_filters.IsoDateTimeFilter(
+    status = ChoiceFilter(choices=RunStatus.choices)
+    trigger = ChoiceFilter(choices=RunTrigger.choices)
+    since = IsoDateTimeFilter(
         field_name="queued_at", lookup_expr="gte", help_text="Queued at or after (ISO 8601)."
     )
-    until = django_filters.IsoDateTimeFilter(
+    until = IsoDateTimeFilter(
         field_name="queued_at", lookup_expr="lt", help_text="Queued before (ISO 8601)."
     )
 
@@ -23,17 +52,35 @@ class RunFilter(django_filters.FilterSet):
 
 class AuditEventFilter(django_filters.FilterSet):
     agent = django_filters.CharFilter(field_name="agent_slug", help_text="Agent slug.")
-    action = django_filters.ChoiceFilter(choices=AuditAction.choices)
-    outcome = django_filters.ChoiceFilter(choices=AuditOutcome.choices)
-    source = django_filters.ChoiceFilter(choices=AuditSource.choices)
+    action = ChoiceFilter(choices=AuditAction.choices)
+    outcome = ChoiceFilter(choices=AuditOutcome.choices)
+    source = ChoiceFilter(choices=AuditSource.choices)
     actor = django_filters.CharFilter(field_name="actor_username", help_text="Username.")
-    since = django_filters.IsoDateTimeFilter(
+    since = IsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="At or after (ISO 8601)."
     )
-    until = django_filters.IsoDateTimeFilter(
+    until = IsoDateTimeFilter(
         field_name="created_at", lookup_expr="lt", help_text="Before (ISO 8601)."
     )
 
     class Meta:
         model = AuditEvent
         fields = ["agent", "action", "outcome", "source", "actor", "since", "until"]
+
+
+class StrictQueryFilterBackend(django_filters.rest_framework.DjangoFilterBackend):
+    """DjangoFilterBackend that answers 400 to an unknown query parameter instead of ignoring it,
+    so a misspelt filter (`?stauts=failed`) never returns the whole table as if it had worked."""
+
+    always_allowed = frozenset({"cursor", "format"})
+
+    def filter_queryset(self, request, queryset, view):
+        filterset_class = self.get_filterset_class(view, queryset)
+        allowed = set(self.always_allowed)
+        if filterset_class is not None:
+            allowed |= set(filterset_class.base_filters)
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            message = f"Unknown query parameter. Allowed: {', '.join(sorted(allowed))}."
+            raise DRFValidationError({name or "(empty name)": [message] for name in unknown})
+        return super().filter_queryset(request, queryset, view)

@@ -23,7 +23,7 @@ from runner.api.control import (
     reason_for_audit,
     refuse,
 )
-from runner.api.filters import AuditEventFilter, RunFilter
+from runner.api.filters import AuditEventFilter, RunFilter, StrictQueryFilterBackend
 from runner.api.serializers import (
     AgentCreateSerializer,
     AgentSerializer,
@@ -307,6 +307,7 @@ class EventCursor(NewestFirstCursor):
 
 class ReadOnlyRunnerViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [permissions.RunnerPermission]
+    filter_backends = [StrictQueryFilterBackend]
 
     def required_permission(self, request):
         return permissions.VIEW

@@ -224,3 +224,14 @@ def test_non_json_body_is_refused(api, agent):
     assert response.status_code == 415
     agent.refresh_from_db()
     assert agent.state == "stopped"
+
+
+@pytest.mark.parametrize("raw", ['""', "null", "0", "false"])
+def test_json_bodies_that_are_not_objects_are_refused(api, agent, raw):
+    response = api.post(url("alpha", "run-once"), raw, content_type="application/json")
+    assert response.status_code == 400 and "body" in response.json()
+    assert not CycleRun.objects.exists()
+
+
+def test_no_body_at_all_is_fine(api, agent):
+    assert api.post(url("alpha", "start")).status_code == 200

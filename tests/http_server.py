@@ -1,0 +1,107 @@
+"""A real HTTP server for tests and benchmarks: gunicorn serving this project in a subprocess.
+
+It gets its own SQLite file (migrated here), so it never shares a connection with the test
+process, and binds 127.0.0.1 on a port the OS picks. `setup_code` runs in `manage.py shell`
+after the user and its token exist (as `user`), before the server starts; what it prints is
+handed back.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+LISTENING = re.compile(r"Listening at: (http://127\.0\.0\.1:\d+)")
+
+GRANT_TOKEN = """
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from rest_framework.authtoken.models import Token
+user, _ = get_user_model().objects.get_or_create(username={username!r})
+user.user_permissions.set(Permission.objects.filter(content_type__app_label="runner"))
+print(Token.objects.get_or_create(user=user)[0].key)
+"""
+
+
+def _environment(database_url, extra):
+    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_DEBUG": "0", **extra}
+    env.pop("REDIS_URL", None)
+    env.setdefault("DJANGO_SECRET_KEY", "http-server-test-key-not-for-production-0123456789abcdef")
+    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    env["PYTHONPATH"] = str(BASE_DIR)
+    return env
+
+
+def _manage(env, *args, input_text=None):
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=env,
+        input=input_text,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+@contextmanager
+def running_server(*, env=None, setup_code="", username="http-user", threads=8, workers=1):
+    """Yields (base_url, token, setup output) of gunicorn over a fresh migrated SQLite database."""
+    with tempfile.TemporaryDirectory(prefix="agent-runner-http-") as tmp:
+        environment = _environment(f"sqlite:///{tmp}/db.sqlite3", env or {})
+        _manage(environment, "migrate", "--noinput")
+        output = _manage(
+            environment,
+            "shell",
+            "--no-imports",
+            input_text=GRANT_TOKEN.format(username=username) + "\n" + setup_code,
+        )
+        token, *setup_output = output.strip().splitlines()
+        log_path = Path(tmp) / "server.log"
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable, "-m", "gunicorn", "config.wsgi:application",
+                    "--bind", "127.0.0.1:0",
+                    "--workers", str(workers),
+                    "--threads", str(threads),
+                    "--worker-class", "gthread",
+                    "--log-level", "info",
+                    "--graceful-timeout", "2",
+                ],  # fmt: skip
+                cwd=BASE_DIR,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            base_url = _wait_for_listening(process, log_path)
+            yield base_url, token, setup_output
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_for_listening(process, log_path, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = LISTENING.search(log_path.read_text())
+        if found and "Booting worker" in log_path.read_text():
+            return found.group(1)
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
+        time.sleep(0.1)
+    raise RuntimeError(f"server did not start in {timeout} s:\n{log_path.read_text()}")
