@@ -56,9 +56,7 @@ def read_body(request, allowed) -> dict:
     if isinstance(data, QueryDict):  # DRF's stand-in when there is no body at all
         data = data.dict()
     if not isinstance(data, Mapping):
-        raise ControlInputError(
-            "body", f"Expected a JSON object, got {type(data).__name__}."
-        )
+        raise ControlInputError("body", f"Expected a JSON object, got {type(data).__name__}.")
     unknown = sorted(set(data) - set(allowed))
     if unknown:
         allowed_text = ", ".join(sorted(allowed)) or "none"

@@ -6,7 +6,15 @@ from django.core.exceptions import ValidationError
 from django_filters.fields import ChoiceField, IsoDateTimeField
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
-from runner.models import AuditAction, AuditEvent, AuditOutcome, AuditSource, CycleRun, RunStatus, RunTrigger
+from runner.models import (
+    AuditAction,
+    AuditEvent,
+    AuditOutcome,
+    AuditSource,
+    CycleRun,
+    RunStatus,
+    RunTrigger,
+)
 
 
 class _PresentMeansSet:

@@ -128,7 +128,10 @@ class SeedAgentView(AuditedDenialMixin, APIView):
 
 
 class SeedStatusView(SeedAgentView):
+    """The default agent's state and counters, with the seed's field names."""
+
     @extend_schema(
+        tags=["seed-compatible"],
         summary="Seed-compatible: the default agent's status",
         responses={200: SeedStatusSerializer, **docs.SEED_READ_ERRORS},
     )
@@ -153,9 +156,12 @@ class SeedStatusView(SeedAgentView):
 
 
 class SeedStartView(SeedAgentView):
+    """Start the default agent; its first cycle is queued at once."""
+
     audit_as = AuditAction.START
 
     @extend_schema(
+        tags=["seed-compatible"],
         summary="Seed-compatible: start the default agent",
         request=ReasonSerializer,
         responses={200: SeedStartSerializer, **docs.SEED_CONTROL_ERRORS},
@@ -185,9 +191,12 @@ def _simple_transition(service, word, message):
 
 
 class SeedStopView(SeedAgentView):
+    """Stop the default agent; a running cycle stops at its next step."""
+
     audit_as = AuditAction.STOP
 
     @extend_schema(
+        tags=["seed-compatible"],
         summary="Seed-compatible: stop the default agent",
         request=ReasonSerializer,
         responses={200: SeedActionSerializer, **docs.SEED_CONTROL_ERRORS},
@@ -199,9 +208,12 @@ class SeedStopView(SeedAgentView):
 
 
 class SeedPauseView(SeedAgentView):
+    """Pause the default agent; a running cycle finishes."""
+
     audit_as = AuditAction.PAUSE
 
     @extend_schema(
+        tags=["seed-compatible"],
         summary="Seed-compatible: pause the default agent",
         request=ReasonSerializer,
         responses={200: SeedActionSerializer, **docs.SEED_CONTROL_ERRORS},
@@ -213,9 +225,12 @@ class SeedPauseView(SeedAgentView):
 
 
 class SeedResumeView(SeedAgentView):
+    """Resume the default agent; never a burst of missed cycles."""
+
     audit_as = AuditAction.RESUME
 
     @extend_schema(
+        tags=["seed-compatible"],
         summary="Seed-compatible: resume the default agent",
         request=ReasonSerializer,
         responses={200: SeedActionSerializer, **docs.SEED_CONTROL_ERRORS},
@@ -227,9 +242,12 @@ class SeedResumeView(SeedAgentView):
 
 
 class SeedRunOnceView(SeedAgentView):
+    """Run one cycle of the default agent and wait (bounded) for its result."""
+
     audit_as = AuditAction.RUN_ONCE
 
     @extend_schema(
+        tags=["seed-compatible"],
         summary="Seed-compatible: run one cycle of the default agent and wait for it",
         description=(
             "Queues a manual cycle and waits for it, at most RUNNER_API_RUN_ONCE_WAIT_SECONDS. "
@@ -282,10 +300,13 @@ class SeedRunOnceView(SeedAgentView):
 
 
 class SeedIntervalView(SeedAgentView):
+    """Set the default agent's interval in minutes (1..10080)."""
+
     audit_as = AuditAction.SET_INTERVAL
     body_fields = frozenset({"interval_minutes", "reason"})
 
     @extend_schema(
+        tags=["seed-compatible"],
         summary="Seed-compatible: set the default agent's interval",
         request=IntervalSerializer,
         responses={200: SeedIntervalSerializer, **docs.SEED_CONTROL_ERRORS},

@@ -93,18 +93,33 @@ class AuditedDenialMixin:
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List agents", responses={200: AgentSerializer(many=True), **docs.READ_ERRORS}),
-    retrieve=extend_schema(summary="An agent's configuration and state", responses={200: AgentSerializer, **docs.READ_ERRORS}),
+    list=extend_schema(
+        summary="List agents", responses={200: AgentSerializer(many=True), **docs.READ_ERRORS}
+    ),
+    retrieve=extend_schema(
+        summary="An agent's configuration and state",
+        responses={200: AgentSerializer, **docs.READ_ERRORS},
+    ),
     create=extend_schema(
         summary="Create an agent",
         request=AgentCreateSerializer,
         responses={201: AgentSerializer, **docs.WRITE_ERRORS},
     ),
-    update=extend_schema(summary="Replace an agent's configuration", responses={200: AgentSerializer, **docs.WRITE_ERRORS, 409: docs.REFUSED}),
-    partial_update=extend_schema(summary="Edit an agent's configuration", responses={200: AgentSerializer, **docs.WRITE_ERRORS, 409: docs.REFUSED}),
+    update=extend_schema(
+        summary="Replace an agent's configuration",
+        responses={200: AgentSerializer, **docs.WRITE_ERRORS, 409: docs.REFUSED},
+    ),
+    partial_update=extend_schema(
+        summary="Edit an agent's configuration",
+        responses={200: AgentSerializer, **docs.WRITE_ERRORS, 409: docs.REFUSED},
+    ),
     destroy=extend_schema(
         summary="Delete an agent and its runs (its audit trail stays)",
-        responses={204: OpenApiResponse(description="Deleted."), **docs.READ_ERRORS, 409: docs.REFUSED},
+        responses={
+            204: OpenApiResponse(description="Deleted."),
+            **docs.READ_ERRORS,
+            409: docs.REFUSED,
+        },
     ),
 )
 class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
@@ -314,8 +329,14 @@ class ReadOnlyRunnerViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Cycle runs, newest first", responses={200: CycleRunSerializer(many=True), **docs.LIST_ERRORS}),
-    retrieve=extend_schema(summary="One cycle run with its log lines", responses={200: CycleRunDetailSerializer, **docs.READ_ERRORS}),
+    list=extend_schema(
+        summary="Cycle runs, newest first",
+        responses={200: CycleRunSerializer(many=True), **docs.LIST_ERRORS},
+    ),
+    retrieve=extend_schema(
+        summary="One cycle run with its log lines",
+        responses={200: CycleRunDetailSerializer, **docs.READ_ERRORS},
+    ),
 )
 class CycleRunViewSet(ReadOnlyRunnerViewSet):
     """One record per cycle: trigger, who asked, timing, worker, outcome."""
@@ -329,8 +350,13 @@ class CycleRunViewSet(ReadOnlyRunnerViewSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="The audit trail, newest first", responses={200: AuditEventSerializer(many=True), **docs.LIST_ERRORS}),
-    retrieve=extend_schema(summary="One audit event", responses={200: AuditEventSerializer, **docs.READ_ERRORS}),
+    list=extend_schema(
+        summary="The audit trail, newest first",
+        responses={200: AuditEventSerializer(many=True), **docs.LIST_ERRORS},
+    ),
+    retrieve=extend_schema(
+        summary="One audit event", responses={200: AuditEventSerializer, **docs.READ_ERRORS}
+    ),
 )
 class AuditEventViewSet(ReadOnlyRunnerViewSet):
     """Every control request, applied or refused (append-only)."""

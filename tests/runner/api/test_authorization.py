@@ -116,8 +116,10 @@ def _url(name, scene):
 
 
 def _call(client, method, url, body):
-    return getattr(client, method.lower())(url, body, format="json") if body is not None else (
-        getattr(client, method.lower())(url)
+    return (
+        getattr(client, method.lower())(url, body, format="json")
+        if body is not None
+        else (getattr(client, method.lower())(url))
     )
 
 
@@ -155,7 +157,12 @@ def test_users_with_just_the_permission_get_2xx(scene, name, method):
     _put_in_state(scene["agent"], state)
     user = UserFactory(username="allowed", perms=[permission] if permission else [])
     response = _call(token_client(user), method, _url(name, scene), body)
-    assert 200 <= response.status_code < 300, (name, method, response.status_code, response.content[:300])
+    assert 200 <= response.status_code < 300, (
+        name,
+        method,
+        response.status_code,
+        response.content[:300],
+    )
 
 
 def test_session_post_without_csrf_token_is_refused(db, settings):
@@ -183,4 +190,6 @@ def test_session_get_works_for_the_browsable_api_and_docs(db):
     assert client.get("/api/agents/", HTTP_ACCEPT="text/html").status_code == 200
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
-    assert b"cdn" not in docs.content.lower() and b"/static/drf_spectacular_sidecar/" in docs.content
+    assert (
+        b"cdn" not in docs.content.lower() and b"/static/drf_spectacular_sidecar/" in docs.content
+    )

@@ -90,7 +90,9 @@ def test_events_filtered_by_agent_action_actor_source_outcome_and_time(api, hist
     def rows(query):
         response = api.get(f"/api/events/?{query}")
         assert response.status_code == 200, response.content
-        return [(r["agent"], r["action"], r["outcome"], r["source"]) for r in response.json()["results"]]
+        return [
+            (r["agent"], r["action"], r["outcome"], r["source"]) for r in response.json()["results"]
+        ]
 
     assert rows("") == [
         ("beta", "start", "applied", "api"),

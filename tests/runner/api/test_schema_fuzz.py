@@ -90,10 +90,16 @@ def test_schemathesis_finds_no_server_error_or_schema_violation():
         # past the 404 (DELETE is left out here: it would remove the agent the rest needs).
         assert_clean(
             schemathesis(
-                base_url, token, session_key,
-                "--include-path-regex", r"\{(slug|id)\}",
-                "--exclude-method", "DELETE",
-                "--set-path", "slug=fuzz",
-                "--set-path", "id=1",
+                base_url,
+                token,
+                session_key,
+                "--include-path-regex",
+                r"\{(slug|id)\}",
+                "--exclude-method",
+                "DELETE",
+                "--set-path",
+                "slug=fuzz",
+                "--set-path",
+                "id=1",
             )  # fmt: skip
         )

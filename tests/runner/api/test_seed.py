@@ -4,6 +4,7 @@ import json
 import re
 import shlex
 import subprocess
+import time
 
 import pytest
 from rest_framework.authtoken.models import Token
@@ -69,7 +70,9 @@ def test_start_stop_pause_resume_answer_in_the_seed_shape(api, default_agent):
     assert api.post("/api/agent/resume").json() == {"status": "resumed", "message": "Agent resumed"}
     assert api.post("/api/agent/stop").json() == {"status": "stopped", "message": "Agent stopped"}
     assert list(
-        AuditEvent.objects.filter(agent=default_agent).order_by("id").values_list("action", "source")
+        AuditEvent.objects.filter(agent=default_agent)
+        .order_by("id")
+        .values_list("action", "source")
     ) == [("start", "api"), ("pause", "api"), ("resume", "api"), ("stop", "api")]
 
 
@@ -123,7 +126,11 @@ def test_run_once_runs_the_cycle_in_process_when_no_worker_claims_it(api, defaul
     assert body["success"] is True and body["error"] is None
     assert body["started_at"] and body["completed_at"]
     run = CycleRun.objects.get(pk=body["run_id"])
-    assert (run.status, run.trigger, run.summary) == ("succeeded", "manual", {"value": 1, "mode": "dry_run"})
+    assert (run.status, run.trigger, run.summary) == (
+        "succeeded",
+        "manual",
+        {"value": 1, "mode": "dry_run"},
+    )
     default_agent.refresh_from_db()
     assert default_agent.run_count == 1
 
@@ -157,8 +164,6 @@ def test_run_once_answers_honestly_when_the_wait_ends_first(api, default_agent, 
         run.refresh_from_db()
         if run.status == "succeeded":
             break
-        import time
-
         time.sleep(0.05)
     assert run.status == "succeeded"
 
