@@ -103,11 +103,8 @@ def main():
 
     env = {"DJANGO_SETTINGS_MODULE": "bench.settings", "RUNNER_API_CONTROL_RATE": "10000000/min"}
     setup = SETUP.format(clients=args.concurrency)
-    with running_server(env=env, setup_code=setup, username="bench", threads=8) as (
-        base_url,
-        token,
-        _output,
-    ):
+    with running_server(env=env, setup_code=setup, username="bench", threads=8) as server:
+        base_url, token = server.base_url, server.token
         warm = drive(base_url, token, scenarios()[0][1], concurrency=2, total=100, seconds=5)
         assert not warm["errors"], warm["errors"][:3]
         results = []

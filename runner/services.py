@@ -785,15 +785,21 @@ def control_refused(*, agent, action, actor: Actor, message, agent_slug=None, re
     """
     now = now or timezone.now()
     state = agent.state if agent is not None else ""
+    slug_field = AuditEvent._meta.get_field("agent_slug")
+
+    def storable(text, limit=None):
+        # What a refused request carried may be anything; PostgreSQL text cannot hold NUL.
+        return text.replace("\x00", "")[:limit] if isinstance(text, str) else ""
+
     return _record_event(
         agent=agent,
-        agent_slug=agent_slug,
+        agent_slug=storable(agent_slug, slug_field.max_length) if agent_slug is not None else None,
         action=action,
         actor=actor,
         outcome=AuditOutcome.REFUSED,
         now=now,
         state_before=state,
         state_after=state,
-        reason=reason[:REASON_MAX_LENGTH] if isinstance(reason, str) else "",
-        refusal_reason=message,
+        reason=storable(reason, REASON_MAX_LENGTH),
+        refusal_reason=storable(message),
     )

@@ -1,7 +1,9 @@
 """A real HTTP server for tests and benchmarks: gunicorn serving this project in a subprocess.
 
-It gets its own SQLite file (migrated here), so it never shares a connection with the test
-process, and binds 127.0.0.1 on a port the OS picks. `setup_code` runs in `manage.py shell`
+It gets its own database, migrated here, so it never shares a connection or a transaction with
+the test process: a PostgreSQL database `<name>_http` beside the one DATABASE_URL names (created
+and dropped here) when DATABASE_URL is PostgreSQL, else a fresh SQLite file. It binds 127.0.0.1
+on a port the OS picks. `setup_code` runs in `manage.py shell`
 after the user and its token exist (as `user`), before the server starts; what it prints is
 handed back.
 """
@@ -14,8 +16,18 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+class Server(NamedTuple):
+    base_url: str
+    token: str  # API token of the user made for this server (every runner permission)
+    setup_output: list  # lines printed by setup_code
+    log_path: Path  # gunicorn's log, including tracebacks of server errors
+
+
 LISTENING = re.compile(r"Listening at: (http://127\.0\.0\.1:\d+)")
 
 GRANT_TOKEN = """
@@ -54,10 +66,40 @@ def _manage(env, *args, input_text=None):
 
 
 @contextmanager
+def _server_database(tmp):
+    """A database URL of the server's own: a fresh PostgreSQL database or a SQLite file."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        yield f"sqlite:///{tmp}/db.sqlite3"
+        return
+    import psycopg
+    from psycopg import sql
+
+    base, _, name = url.rpartition("/")
+    name = name.split("?", 1)[0]
+    server_db = f"{name}_http"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(server_db))
+        )
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(server_db)))
+    try:
+        yield f"{base}/{server_db}"
+    finally:
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(server_db))
+            )
+
+
+@contextmanager
 def running_server(*, env=None, setup_code="", username="http-user", threads=8, workers=1):
-    """Yields (base_url, token, setup output) of gunicorn over a fresh migrated SQLite database."""
-    with tempfile.TemporaryDirectory(prefix="agent-runner-http-") as tmp:
-        environment = _environment(f"sqlite:///{tmp}/db.sqlite3", env or {})
+    """Yields a Server: gunicorn over a fresh migrated database."""
+    with (
+        tempfile.TemporaryDirectory(prefix="agent-runner-http-") as tmp,
+        _server_database(tmp) as database_url,
+    ):
+        environment = _environment(database_url, env or {})
         _manage(environment, "migrate", "--noinput")
         output = _manage(
             environment,
@@ -94,7 +136,7 @@ def running_server(*, env=None, setup_code="", username="http-user", threads=8, 
             )
         try:
             base_url = _wait_for_listening(process, log_path)
-            yield base_url, token, setup_output
+            yield Server(base_url, token, setup_output, log_path)
         finally:
             process.terminate()
             try:

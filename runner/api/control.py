@@ -19,7 +19,7 @@ from runner.models import Agent, AuditSource
 
 def client_ip(request):
     """The peer address as Django saw it (None when it is not an IP, e.g. a unix socket)."""
-    address = request.META.get("REMOTE_ADDR", "")
+    address = request.META.get("REMOTE_ADDR", "").split("%", 1)[0]  # no IPv6 zone in the trail
     try:
         return str(ipaddress.ip_address(address))
     except ValueError:
@@ -71,6 +71,8 @@ def read_reason(body) -> str:
     reason = body.get("reason", "")
     if not isinstance(reason, str):
         raise ControlInputError("reason", "reason must be a string.")
+    if "\x00" in reason:
+        raise ControlInputError("reason", "reason must not contain NUL characters.")
     return reason
 
 

@@ -1,5 +1,7 @@
 """Query filters for the run history and the audit trail (invalid values answer 400)."""
 
+import datetime
+
 import django_filters
 import django_filters.rest_framework
 from django.core.exceptions import ValidationError
@@ -31,7 +33,18 @@ class StrictChoiceField(_PresentMeansSet, ChoiceField):
 
 
 class StrictIsoDateTimeField(_PresentMeansSet, IsoDateTimeField):
-    pass
+    """An ISO 8601 time, normalised to UTC: every database accepts it whatever offset was given."""
+
+    def clean(self, value):
+        value = super().clean(value)
+        return to_utc(value) if value is not None else None
+
+
+def to_utc(value):
+    try:
+        return value.astimezone(datetime.UTC)
+    except (OverflowError, ValueError):
+        raise ValidationError("Time out of range.", code="out_of_range") from None
 
 
 class ChoiceFilter(django_filters.ChoiceFilter):
@@ -91,4 +104,7 @@ class StrictQueryFilterBackend(django_filters.rest_framework.DjangoFilterBackend
         if unknown:
             message = f"Unknown query parameter. Allowed: {', '.join(sorted(allowed))}."
             raise DRFValidationError({name or "(empty name)": [message] for name in unknown})
+        for name, values in request.query_params.lists():
+            if any("\x00" in value for value in values):
+                raise DRFValidationError({name: ["Must not contain NUL characters."]})
         return super().filter_queryset(request, queryset, view)

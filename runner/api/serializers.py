@@ -38,6 +38,16 @@ class StrictInputMixin:
         return super().to_internal_value(data)
 
 
+def _contains_nul(value):
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(item) for item in value)
+    return False
+
+
 class AgentSerializer(StrictInputMixin, serializers.ModelSerializer):
     """An agent: its configuration (editable) and its runner state and counters (read-only)."""
 
@@ -45,6 +55,12 @@ class AgentSerializer(StrictInputMixin, serializers.ModelSerializer):
         model = Agent
         fields = ["slug", *Agent.CONFIG_FIELDS, *STATE_FIELDS]
         read_only_fields = ["slug", *STATE_FIELDS]
+
+    def validate_parameters(self, value):
+        """The agent kind checks the meaning (in the service); here only what JSON storage refuses."""
+        if _contains_nul(value):
+            raise serializers.ValidationError("Parameters must not contain NUL characters.")
+        return value
 
 
 class AgentCreateSerializer(AgentSerializer):

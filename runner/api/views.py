@@ -4,10 +4,13 @@ Each control action reads its input, makes one call into `runner.services`, and 
 domain errors: InvalidInput -> 400 naming the field, TransitionRefused -> 409 with the state.
 """
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils.dateparse import parse_datetime
+from django.utils.timezone import is_naive, make_aware
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
@@ -23,7 +26,7 @@ from runner.api.control import (
     reason_for_audit,
     refuse,
 )
-from runner.api.filters import AuditEventFilter, RunFilter, StrictQueryFilterBackend
+from runner.api.filters import AuditEventFilter, RunFilter, StrictQueryFilterBackend, to_utc
 from runner.api.serializers import (
     AgentCreateSerializer,
     AgentSerializer,
@@ -128,7 +131,7 @@ class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
     queryset = Agent.objects.all()
     serializer_class = AgentSerializer
     lookup_field = "slug"
-    lookup_value_regex = r"[^/]+"
+    lookup_value_regex = r"[^/\x00]+"  # any slug-ish text reaches the view (and its JSON 404)
     permission_classes = [permissions.RunnerPermission]
     throttle_classes = [ControlRateThrottle]
     parser_classes = [JSONParser]
@@ -309,7 +312,23 @@ class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
 
 
 class NewestFirstCursor(CursorPagination):
+    """50 per page; a cursor whose position is not a time is an invalid cursor (404), not a 500."""
+
     page_size = 50
+
+    def decode_cursor(self, request):
+        cursor = super().decode_cursor(request)
+        if cursor is None or cursor.position is None:
+            return cursor
+        moment = parse_datetime(cursor.position) if "\x00" not in cursor.position else None
+        if moment is None:
+            raise NotFound(self.invalid_cursor_message)
+        try:
+            return cursor._replace(
+                position=to_utc(make_aware(moment) if is_naive(moment) else moment).isoformat()
+            )
+        except (DjangoValidationError, ValueError, OverflowError):
+            raise NotFound(self.invalid_cursor_message) from None
 
 
 class RunCursor(NewestFirstCursor):

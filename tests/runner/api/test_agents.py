@@ -235,3 +235,17 @@ def test_json_bodies_that_are_not_objects_are_refused(api, agent, raw):
 
 def test_no_body_at_all_is_fine(api, agent):
     assert api.post(url("alpha", "start")).status_code == 200
+
+
+def test_nul_characters_are_refused_before_they_reach_the_database(api, agent):
+    """PostgreSQL text and jsonb cannot hold NUL; such input is a 400 (or 404), never a 500."""
+    reason = api.post(url("alpha", "start"), {"reason": "a\x00b"}, format="json")
+    assert reason.status_code == 400 and "reason" in reason.json()
+    assert last_event().outcome == "refused"
+    assert api.get("/api/agents/al%00pha/").status_code == 404
+    params = api.patch(url("alpha"), {"parameters": {"value\x00": 1}}, format="json")
+    assert params.status_code == 400 and "parameters" in params.json()
+    assert api.get("/api/runs/?agent=al%00pha").status_code == 400
+    assert api.get("/api/events/?cursor=%00").status_code == 400
+    agent.refresh_from_db()
+    assert agent.state == "stopped" and agent.parameters == {"value": 3}

@@ -193,3 +193,12 @@ def test_session_get_works_for_the_browsable_api_and_docs(db):
     assert (
         b"cdn" not in docs.content.lower() and b"/static/drf_spectacular_sidecar/" in docs.content
     )
+
+
+def test_refusal_for_an_unknown_agent_is_audited_with_the_slug_asked_for(db):
+    user = UserFactory(username="nosy", perms=[VIEW])
+    slug = "x" * 100
+    response = token_client(user).post(f"/api/agents/{slug}/start/")
+    assert response.status_code == 403
+    event = AuditEvent.objects.get()
+    assert (event.agent_id, event.agent_slug, event.outcome) == (None, "x" * 64, "refused")

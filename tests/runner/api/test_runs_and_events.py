@@ -105,3 +105,16 @@ def test_events_filtered_by_agent_action_actor_source_outcome_and_time(api, hist
     assert rows("action=stop") == []
     later = (timezone.now() + timedelta(minutes=1)).isoformat()
     assert rows(f"since={later.replace('+', '%2B')}") == []
+
+
+def test_odd_times_and_crafted_cursors_are_4xx_not_500(api, history):
+    """Offsets PostgreSQL cannot parse are normalised to UTC; a forged cursor is just invalid."""
+    import base64
+
+    odd = api.get("/api/runs/", {"since": "0704-03-28T13:41:52+18:22"})
+    assert odd.status_code == 200 and len(odd.json()["results"]) == 3
+    assert api.get("/api/runs/", {"until": "0001-01-01T00:00:00+23:00"}).status_code == 400
+    for position in ("garbage", "0704-03-28 13:41:52+18:22"):
+        forged = base64.b64encode(f"o=0&r=0&p={position}".encode()).decode()
+        response = api.get("/api/runs/", {"cursor": forged})
+        assert response.status_code in (200, 404), response.content
