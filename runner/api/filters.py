@@ -5,7 +5,9 @@ import datetime
 import django_filters
 import django_filters.rest_framework
 from django.core.exceptions import ValidationError
+from django import forms
 from django_filters.fields import ChoiceField, IsoDateTimeField
+from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from runner.models import (
@@ -32,6 +34,10 @@ class StrictChoiceField(_PresentMeansSet, ChoiceField):
     pass
 
 
+class StrictCharField(_PresentMeansSet, forms.CharField):
+    pass
+
+
 class StrictIsoDateTimeField(_PresentMeansSet, IsoDateTimeField):
     """An ISO 8601 time, normalised to UTC: every database accepts it whatever offset was given."""
 
@@ -51,12 +57,17 @@ class ChoiceFilter(django_filters.ChoiceFilter):
     field_class = StrictChoiceField
 
 
+@extend_schema_field({"type": "string", "minLength": 1})
+class CharFilter(django_filters.CharFilter):
+    field_class = StrictCharField
+
+
 class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = StrictIsoDateTimeField
 
 
 class RunFilter(django_filters.FilterSet):
-    agent = django_filters.CharFilter(field_name="agent__slug", help_text="Agent slug.")
+    agent = CharFilter(field_name="agent__slug", help_text="Agent slug.")
     status = ChoiceFilter(choices=RunStatus.choices)
     trigger = ChoiceFilter(choices=RunTrigger.choices)
     since = IsoDateTimeFilter(
@@ -72,11 +83,11 @@ class RunFilter(django_filters.FilterSet):
 
 
 class AuditEventFilter(django_filters.FilterSet):
-    agent = django_filters.CharFilter(field_name="agent_slug", help_text="Agent slug.")
+    agent = CharFilter(field_name="agent_slug", help_text="Agent slug.")
     action = ChoiceFilter(choices=AuditAction.choices)
     outcome = ChoiceFilter(choices=AuditOutcome.choices)
     source = ChoiceFilter(choices=AuditSource.choices)
-    actor = django_filters.CharFilter(field_name="actor_username", help_text="Username.")
+    actor = CharFilter(field_name="actor_username", help_text="Username.")
     since = IsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="At or after (ISO 8601)."
     )
@@ -105,6 +116,8 @@ class StrictQueryFilterBackend(django_filters.rest_framework.DjangoFilterBackend
             message = f"Unknown query parameter. Allowed: {', '.join(sorted(allowed))}."
             raise DRFValidationError({name or "(empty name)": [message] for name in unknown})
         for name, values in request.query_params.lists():
-            if any("\x00" in value for value in values):
+            if len(values) > 1:
+                raise DRFValidationError({name: ["Give this parameter once."]})
+            if "\x00" in values[0]:
                 raise DRFValidationError({name: ["Must not contain NUL characters."]})
         return super().filter_queryset(request, queryset, view)

@@ -1,11 +1,14 @@
 """Schemathesis hooks for the API fuzz test (loaded through SCHEMATHESIS_HOOKS).
 
-Some generated "negative" cases are valid requests once sent, so they are left out: a case with
-no body (or a JSON `null` body, which goes out as no body at all), no query, and path parameters
-that match their schema (the test fixes them to existing records in one of its runs). The
-control endpoints' body is optional (the seed's `curl -X POST`), and the only other parts such a
-case can "negate" are the credentials, which the test sends explicitly and which replace the
-generated values.
+Some generated "negative" cases are valid requests once sent, so they are left out:
+- no body, or a JSON `null` body, which the HTTP client sends as no body at all: the control
+  endpoints' body is optional (the seed's `curl -X POST`);
+- path and query values whose negation is only their JSON type (the integer 0 for a string
+  parameter), which a URL cannot carry: `?agent=0` is the string "0" once sent; likewise
+  `None` and `[]` values, which are not sent at all, and `[x]`, which is sent as x;
+- headers and cookies: the only ones this API declares are its credentials, which the test
+  sends explicitly and which replace the generated values.
+A case is kept when anything it sends, read as the server reads it, breaks the schema.
 """
 
 import jsonschema
@@ -13,22 +16,58 @@ import schemathesis
 from schemathesis.types import NotSet
 
 
-def _path_parameters_valid(case):
-    for parameter in case.operation.path_parameters:
-        value = (case.path_parameters or {}).get(parameter.name)
-        schema = parameter.definition.get("schema", {})
-        if schema.get("type") == "integer" and isinstance(value, str) and value.isdigit():
-            value = int(value)
-        if not jsonschema.Draft4Validator(schema).is_valid(value):
+def _as_sent(value):
+    """The string a scalar becomes in a URL (None and containers are kept as they are)."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _valid_as_sent(schema, value):
+    value = _as_sent(value)
+    if schema.get("type") in ("integer", "number") and isinstance(value, str):
+        try:
+            value = int(value) if schema["type"] == "integer" else float(value)
+        except ValueError:
             return False
-    return True
+    return jsonschema.Draft4Validator(schema).is_valid(value)
+
+
+def _sent(values):
+    """Parameters as the HTTP client sends them: None and [] are left out, [x] is x."""
+    sent = {}
+    for name, value in (values or {}).items():
+        if isinstance(value, list) and len(value) <= 1:
+            value = value[0] if value else None
+        if value is not None:
+            sent[name] = value
+    return sent
+
+
+def _parameters_valid_as_sent(declared, values):
+    values = _sent(values)
+    names = {parameter.name for parameter in declared}
+    if set(values) - names:
+        return False  # an unknown parameter: the API refuses it
+    return all(
+        _valid_as_sent(parameter.definition.get("schema", {}), values[parameter.name])
+        for parameter in declared
+        if parameter.name in values
+    )
 
 
 def _not_negative_once_sent(case):
     if not case.data_generation_method or not case.data_generation_method.is_negative:
         return False
+    operation = case.operation
     no_body = case.body is None or isinstance(case.body, NotSet)
-    return no_body and not case.query and _path_parameters_valid(case)
+    return (
+        no_body
+        and _parameters_valid_as_sent(operation.path_parameters, case.path_parameters)
+        and _parameters_valid_as_sent(operation.query, case.query)
+    )
 
 
 @schemathesis.hook
