@@ -1,6 +1,7 @@
 """Load on the runner API over real HTTP: requests/s and p50/p99 latency, as ratios to a baseline.
 
-Starts gunicorn (one gthread worker) on 127.0.0.1 over a fresh SQLite file, then drives each
+Starts gunicorn (one gthread worker) on 127.0.0.1 over a fresh database of its own (a SQLite
+file, or `<name>_http` beside DATABASE_URL when that is PostgreSQL), then drives each
 endpoint from concurrent clients for a bounded number of requests and time, and compares it with
 a trivial DRF endpoint (same token authentication, no work) measured in the same run:
 
@@ -12,6 +13,7 @@ transition: a locked row, a state change, a schedule write and an audit event).
 """
 
 import argparse
+import os
 import statistics
 import sys
 import threading
@@ -122,8 +124,9 @@ def main():
             results.append((name, stats))
 
     baseline = results[0][1]
+    database = "PostgreSQL" if "postgres" in os.environ.get("DATABASE_URL", "") else "SQLite"
     print(
-        f"\nconcurrency {args.concurrency}, gunicorn 1 worker x 8 threads, SQLite, 127.0.0.1\n"
+        f"\nconcurrency {args.concurrency}, gunicorn 1 worker x 8 threads, {database}, 127.0.0.1\n"
         f"{'endpoint':42} {'n':>6} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'rps/base':>9} {'p50/base':>9} {'p99/base':>9}"
     )
