@@ -6,12 +6,11 @@ import shlex
 import subprocess
 import time
 
+import httpx
 import pytest
-from rest_framework.authtoken.models import Token
 
-from runner.models import Agent, AuditEvent, CycleRun
-from tests.factories import UserFactory
-from tests.runner.api.conftest import ALL_PERMS
+from runner.models import AuditEvent
+from tests.http_server import running_server
 
 # The seed's own curl sequence, as its summary shows it (PHASE2_4_SUMMARY.md, "Using the API").
 SEED_CURL_SEQUENCE = """\
@@ -116,56 +115,42 @@ def test_missing_default_agent_is_404_not_500(api, settings):
     assert api.post("/api/agent/start").status_code == 404
 
 
-@pytest.mark.django_db(transaction=True)
-def test_run_once_runs_the_cycle_in_process_when_no_worker_claims_it(api, default_agent, settings):
-    settings.RUNNER_API_RUN_ONCE_GRACE_SECONDS = 0.1
-    settings.RUNNER_API_RUN_ONCE_WAIT_SECONDS = 20
-    response = api.post("/api/agent/run-once", {"reason": "smoke"}, format="json")
-    assert response.status_code == 200, response.json()
-    body = response.json()
-    assert body["success"] is True and body["error"] is None
-    assert body["started_at"] and body["completed_at"]
-    run = CycleRun.objects.get(pk=body["run_id"])
-    assert (run.status, run.trigger, run.summary) == (
-        "succeeded",
-        "manual",
-        {"value": 1, "mode": "dry_run"},
-    )
-    default_agent.refresh_from_db()
-    assert default_agent.run_count == 1
+# --- against a real server -----------------------------------------------------------------------
+# run-once runs its cycle in a thread of the web process when no worker claims it; that needs
+# a database several connections can share (the server's own SQLite file in WAL mode, or
+# PostgreSQL), not the test process's in-memory one, so these use a real gunicorn server.
+
+SERVER_SETUP = """
+from django.conf import settings
+from runner.models import Agent
+Agent.objects.filter(slug=settings.RUNNER_DEFAULT_AGENT).update(kind="test-ok")
+"""
+RUN_ONCE_WAIT_SECONDS = 5
 
 
-@pytest.mark.django_db(transaction=True)
-def test_run_once_reports_a_failed_cycle(api, default_agent, settings):
-    Agent.objects.filter(pk=default_agent.pk).update(kind="test-fail")
-    settings.RUNNER_API_RUN_ONCE_GRACE_SECONDS = 0.1
-    response = api.post("/api/agent/run-once")
-    body = response.json()
-    assert response.status_code == 200
-    assert body["success"] is False and body["status"] == "failed"
-    assert body["error"] == "BoomError: the agent exploded on purpose"
+@pytest.fixture(scope="module")
+def server():
+    env = {
+        "RUNNER_API_RUN_ONCE_GRACE_SECONDS": "0.2",
+        "RUNNER_API_RUN_ONCE_WAIT_SECONDS": str(RUN_ONCE_WAIT_SECONDS),
+    }
+    with running_server(env=env, setup_code=SERVER_SETUP, username="scripts") as running:
+        yield running
 
 
-@pytest.mark.django_db(transaction=True)
-def test_run_once_answers_honestly_when_the_wait_ends_first(api, default_agent, settings):
-    Agent.objects.filter(pk=default_agent.pk).update(
-        kind="test-slow", parameters={"seconds": 1.5, "step": 0.05}
-    )
-    settings.RUNNER_API_RUN_ONCE_GRACE_SECONDS = 0.0
-    settings.RUNNER_API_RUN_ONCE_WAIT_SECONDS = 0.3
-    response = api.post("/api/agent/run-once")
-    assert response.status_code == 202
-    body = response.json()
-    assert body["success"] is False and body["completed_at"] is None
-    assert f"/api/runs/{body['run_id']}/" in body["error"]
-    # The cycle keeps going in the web process and records its own end.
-    run = CycleRun.objects.get(pk=body["run_id"])
-    for _ in range(100):
-        run.refresh_from_db()
-        if run.status == "succeeded":
-            break
-        time.sleep(0.05)
-    assert run.status == "succeeded"
+@pytest.fixture
+def http(server):
+    with httpx.Client(
+        base_url=server.base_url,
+        headers={"Authorization": f"Token {server.token}"},
+        timeout=60,
+    ) as client:
+        yield client
+
+
+def set_default_agent(http, **values):
+    response = http.patch("/api/agents/default/", json=values)
+    assert response.status_code == 200, response.text
 
 
 def curl_commands(sequence, base_url, token):
@@ -177,16 +162,11 @@ def curl_commands(sequence, base_url, token):
 
 
 @pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
-def test_the_seed_curl_sequence_against_a_live_server(live_server, settings):
-    settings.RUNNER_API_RUN_ONCE_GRACE_SECONDS = 0.2
-    Agent.objects.update_or_create(
-        slug=settings.RUNNER_DEFAULT_AGENT, defaults={"name": "Default", "kind": "test-ok"}
-    )
-    user = UserFactory(username="scripts", perms=ALL_PERMS)
-    token = Token.objects.create(user=user).key
+def test_the_seed_curl_sequence_against_a_real_server(server, http):
+    set_default_agent(http, kind="test-ok", parameters={}, interval_minutes=60)
+    first_event = http.get("/api/events/").json()["results"][0]["id"]
     answers = []
-    for command in curl_commands(SEED_CURL_SEQUENCE, live_server.url, token):
+    for command in curl_commands(SEED_CURL_SEQUENCE, server.base_url, server.token):
         done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
         answers.append(json.loads(done.stdout))
     status, started, interval, run_once, paused, resumed, stopped = answers
@@ -200,9 +180,43 @@ def test_the_seed_curl_sequence_against_a_live_server(live_server, settings):
     assert paused == {"status": "paused", "message": "Agent paused"}
     assert resumed == {"status": "resumed", "message": "Agent resumed"}
     assert stopped == {"status": "stopped", "message": "Agent stopped"}
-    events = AuditEvent.objects.filter(source="api").order_by("id")
-    assert [e.action for e in events] == [
+    events = [
+        e
+        for e in http.get("/api/events/", params={"source": "api"}).json()["results"]
+        if e["id"] > first_event
+    ][::-1]
+    assert [e["action"] for e in events] == [
         "start", "set_interval", "run_once", "pause", "resume", "stop",
     ]  # fmt: skip
-    assert {e.actor_username for e in events} == {"scripts"}
-    assert all(e.client_ip == "127.0.0.1" and e.request_id for e in events)
+    assert {e["actor"] for e in events} == {"scripts"}
+    assert all(e["client_ip"] == "127.0.0.1" and e["request_id"] for e in events)
+
+
+@pytest.mark.slow
+def test_run_once_reports_a_failed_cycle(http):
+    set_default_agent(http, kind="test-fail", parameters={})
+    response = http.post("/api/agent/run-once")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["success"] is False and body["status"] == "failed"
+    assert body["error"] == "BoomError: the agent exploded on purpose"
+    assert http.get(f"/api/runs/{body['run_id']}/").json()["trigger"] == "manual"
+
+
+@pytest.mark.slow
+def test_run_once_answers_honestly_when_the_wait_ends_first(http):
+    seconds = RUN_ONCE_WAIT_SECONDS + 2
+    set_default_agent(http, kind="test-slow", parameters={"seconds": seconds, "step": 0.05})
+    response = http.post("/api/agent/run-once")
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["success"] is False and body["completed_at"] is None
+    assert f"/api/runs/{body['run_id']}/" in body["error"]
+    # The cycle keeps going in the web process and records its own end.
+    deadline = time.monotonic() + seconds + 20
+    while time.monotonic() < deadline:
+        run = http.get(f"/api/runs/{body['run_id']}/").json()
+        if run["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.2)
+    assert run["status"] == "succeeded" and run["worker"]
