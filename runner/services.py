@@ -666,12 +666,14 @@ def _settle_run(agent, run_queryset, outcome: Outcome, *, now):
     run = run_queryset.first()
     if run is None:
         return False
+    # Workers' clocks may differ slightly: never record a finish before the start.
+    finished_at = max(now, run.started_at) if run.started_at else now
     values = {
         "status": outcome.status,
-        "finished_at": now,
-        "duration_ms": int((now - run.started_at).total_seconds() * 1000)
-        if run.started_at
-        else None,
+        "finished_at": finished_at,
+        "duration_ms": (
+            int((finished_at - run.started_at).total_seconds() * 1000) if run.started_at else None
+        ),
         "error_type": outcome.error_type[:255],
         "error_message": outcome.error_message,
         "traceback": outcome.traceback,
