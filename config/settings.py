@@ -1,7 +1,8 @@
 """Agent Runner settings: one module, every deployment choice read from the environment.
 
-A local `.env` file (written by `make run` / `make test`, never committed) is read first, so a fresh
-checkout gets a random secret key without anyone editing this file.
+A local `.env` file (written by `make`, never committed; another file with DJANGO_ENV_FILE) is read
+first, so a fresh checkout gets a random secret key without anyone editing this file. Variables
+already in the environment win over the file.
 """
 
 from pathlib import Path
@@ -12,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+environ.Env.read_env(env.str("DJANGO_ENV_FILE", default=str(BASE_DIR / ".env")), overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
