@@ -124,6 +124,8 @@ RUNNER_DEFAULT_AGENT = env.str("RUNNER_DEFAULT_AGENT", default="default")
 # A claimed cycle holds a lease renewed by a heartbeat every LEASE_SECONDS / 3; a run whose lease
 # ran out (its worker was killed or hung) is marked abandoned by the next claim or the reaper.
 RUNNER_LEASE_SECONDS = env.int("RUNNER_LEASE_SECONDS", default=30)
+# A queued run that no worker starts within this time is marked skipped (no cluster running).
+RUNNER_QUEUED_RUN_TTL_SECONDS = env.int("RUNNER_QUEUED_RUN_TTL_SECONDS", default=600)
 RUNNER_RUN_LOG_LINES = env.int("RUNNER_RUN_LOG_LINES", default=500)
 # The environment is the ceiling on trading: agents can only be `live` when this says `live`.
 TRADING_MODE = env.str("TRADING_MODE", default="dry_run")

@@ -753,7 +753,24 @@ def _reap_agent(agent, now):
         )
         qs = CycleRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, lease_expires_at__lt=now)
         reaped += _settle_run(agent, qs, outcome, now=now)
+    _expire_stale_queued(now, agent=agent)
     return reaped
+
+
+def _expire_stale_queued(now, agent=None):
+    """A queued run no worker started in time (no cluster up) is skipped, so it never blocks
+    later run-once requests; it counts as neither success nor failure."""
+    ttl = settings.RUNNER_QUEUED_RUN_TTL_SECONDS
+    stale = CycleRun.objects.filter(
+        status=RunStatus.QUEUED, queued_at__lt=now - timedelta(seconds=ttl)
+    )
+    if agent is not None:
+        stale = stale.filter(agent=agent)
+    return stale.update(
+        status=RunStatus.SKIPPED,
+        finished_at=now,
+        error_message=f"No worker started this run within {ttl} s (is a qcluster running?)",
+    )
 
 
 def runs_reap_expired(*, agent_id=None, now=None) -> int:
@@ -772,4 +789,5 @@ def runs_reap_expired(*, agent_id=None, now=None) -> int:
             )
             if agent is not None:
                 reaped += _reap_agent(agent, now)
+    _expire_stale_queued(now)
     return reaped

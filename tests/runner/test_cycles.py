@@ -273,3 +273,16 @@ def test_a_cycle_past_its_deadline_is_timed_out_and_counts_as_a_failure(api_acto
     assert time.monotonic() - started < 3
     agent.refresh_from_db()
     assert agent.error_count == 1 and agent.consecutive_failures == 1
+
+
+def test_a_queued_run_nobody_started_stops_blocking_run_once(settings):
+    agent = AgentFactory()
+    t0 = timezone.now()
+    stale = services.agent_run_once(agent=agent, actor=Actor.cli(), enqueue=False, now=t0)
+    later = t0 + timedelta(seconds=settings.RUNNER_QUEUED_RUN_TTL_SECONDS + 1)
+    fresh = services.agent_run_once(agent=agent, actor=Actor.cli(), enqueue=False, now=later)
+    stale.refresh_from_db()
+    assert stale.status == "skipped" and "is a qcluster running?" in stale.error_message
+    assert fresh.status == "queued"
+    agent.refresh_from_db()
+    assert agent.run_count == 0 and agent.error_count == 0
