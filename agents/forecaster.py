@@ -1,0 +1,297 @@
+"""The default agent kind `forecaster`: research -> analyse -> risk -> execute, every step recorded.
+
+1. research: load raw markets from the source (`snapshot` SAMPLE data by default, or `gamma`).
+2. filter: parse, keep tradeable markets, rank them, and record every market seen.
+3. analyse: the forecaster gives the top `markets_per_cycle` markets a probability each.
+4. risk + execute: fractional Kelly sizes each forecast against the paper book; approved
+   decisions are filled on paper at once, so the next one sees the updated exposure.
+
+`checkpoint()` runs between steps and between markets, so stop and the deadline take effect
+promptly. The summary says whether the data was SAMPLE data.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from contextlib import contextmanager
+
+from django.conf import settings
+
+from agents import parameters as params_module
+from agents.forecasters import BaselineForecaster, LLMForecaster
+from agents.markets import parse_market, rank, untradeable_reason
+from agents.models import Forecast, MarketObservation, TradeDecision
+from agents.paper import executor_for
+from agents.risk import RiskLimits, size_trade
+from agents.sources import GammaSource, SnapshotSource
+
+
+class StepClock:
+    """Milliseconds per named step; a step may be entered many times (risk, execute per market)."""
+
+    def __init__(self):
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - started) * 1000
+
+    def rounded(self):
+        return {name: round(ms, 2) for name, ms in self.ms.items()}
+
+
+def build_source(p: params_module.ForecasterParams, context):
+    if p.source == "snapshot":
+        return SnapshotSource()
+    return GammaSource(
+        base_url=settings.GAMMA_BASE_URL,
+        page_size=p.gamma_page_size,
+        max_pages=p.gamma_max_pages,
+        timeout_seconds=p.request_timeout_seconds,
+        max_retries=p.max_retries,
+        backoff_seconds=p.retry_backoff_seconds,
+        checkpoint=context.checkpoint,
+    )
+
+
+def build_forecaster(p: params_module.ForecasterParams):
+    if p.forecaster == "baseline":
+        return BaselineForecaster()
+    return LLMForecaster(
+        base_url=settings.LLM_BASE_URL,
+        api_key=settings.LLM_API_KEY,
+        model=settings.LLM_MODEL,
+        timeout_seconds=p.request_timeout_seconds,
+        max_retries=p.max_retries,
+        backoff_seconds=p.retry_backoff_seconds,
+    )
+
+
+def _reason_category(reason: str) -> str:
+    return re.split(r"[\d(:]", reason, maxsplit=1)[0].strip()
+
+
+class ForecasterAgent:
+    """The prediction-market forecaster (DESIGN §7), dry-run unless a live executor exists."""
+
+    @classmethod
+    def validate_parameters(cls, parameters):
+        return params_module.validate_parameters(parameters)
+
+    def run(self, context) -> dict:
+        p = params_module.resolve(context.parameters)
+        log, checkpoint = context.logger, context.checkpoint
+        run = context.extra["run"]
+        agent = run.agent
+        now = context.now()
+        clock = StepClock()
+
+        # Refuse live mode without an executor before touching any market.
+        executor = executor_for(
+            trading_mode=context.trading_mode,
+            agent=agent,
+            run=run,
+            initial_balance=p.initial_paper_balance,
+            now=now,
+        )
+
+        with clock.step("research"):
+            loaded = build_source(p, context).load()
+        label = f" ({loaded.notice})" if loaded.sample_data else " (live data)"
+        log.info(
+            "research: loaded %d markets from %s%s in %.1f ms",
+            len(loaded.raw_markets),
+            loaded.source,
+            label,
+            clock.ms["research"],
+        )
+        checkpoint()
+
+        with clock.step("filter"):
+            markets = [parse_market(raw) for raw in loaded.raw_markets]
+            reasons = [
+                untradeable_reason(m, now=now, min_liquidity=p.min_liquidity) for m in markets
+            ]
+            tradeable = rank([m for m, why in zip(markets, reasons, strict=True) if not why])
+            ranks = {id(m): i for i, m in enumerate(tradeable, start=1)}
+            observations = MarketObservation.objects.bulk_create(
+                [
+                    MarketObservation(
+                        run=run,
+                        agent=agent,
+                        source=loaded.source,
+                        is_sample=loaded.sample_data,
+                        captured_at=now,
+                        market_id=m.market_id[:100],
+                        question=m.question,
+                        slug=m.slug[:300],
+                        end_date=m.end_date,
+                        yes_price=m.yes_price,
+                        no_price=m.no_price,
+                        liquidity=m.liquidity,
+                        volume=m.volume,
+                        tradeable=not why,
+                        untradeable_reason=why[:300],
+                        rank=ranks.get(id(m)),
+                    )
+                    for m, why in zip(markets, reasons, strict=True)
+                ]
+            )
+            observation_of = {id(m): o for m, o in zip(markets, observations, strict=True)}
+        skipped = Counter(_reason_category(why) for why in reasons if why)
+        log.info(
+            "filter: %d of %d markets tradeable (min_liquidity %.0f); not tradeable: %s; %.1f ms",
+            len(tradeable),
+            len(markets),
+            p.min_liquidity,
+            dict(skipped) or "none",
+            clock.ms["filter"],
+        )
+        checkpoint()
+
+        analysed = tradeable[: p.markets_per_cycle]
+        forecaster = build_forecaster(p)
+        forecasts: list[tuple[Forecast, object]] = []
+        tokens = 0
+        try:
+            for market in analysed:
+                checkpoint()
+                with clock.step("analyse"):
+                    result = forecaster.forecast(market, now=context.now())
+                    forecast = Forecast.objects.create(
+                        run=run,
+                        agent=agent,
+                        market=observation_of[id(market)],
+                        forecaster=result.forecaster,
+                        model=result.model,
+                        status=Forecast.Status.OK if result.ok else Forecast.Status.FAILED,
+                        probability=result.probability if result.ok else None,
+                        confidence=result.confidence if result.ok else None,
+                        reasoning=result.reasoning if result.ok else "",
+                        error=result.error,
+                        market_price=market.yes_price,
+                        prompt_tokens=result.prompt_tokens,
+                        completion_tokens=result.completion_tokens,
+                        total_tokens=result.total_tokens,
+                        attempts=result.attempts,
+                        latency_ms=result.latency_ms,
+                        created_at=context.now(),
+                    )
+                tokens += result.total_tokens or 0
+                if not result.ok:
+                    log.warning(
+                        "analyse: market %s: forecast failed: %s", market.market_id, result.error
+                    )
+                forecasts.append((forecast, market))
+        finally:
+            if hasattr(forecaster, "close"):
+                forecaster.close()
+        failed = sum(1 for f, _m in forecasts if f.status == Forecast.Status.FAILED)
+        log.info(
+            "analyse: %d markets with the %s forecaster, %d failed, %.1f ms",
+            len(analysed),
+            p.forecaster,
+            failed,
+            clock.ms.get("analyse", 0.0),
+        )
+        checkpoint()
+
+        limits = RiskLimits(
+            kelly_fraction=p.kelly_fraction,
+            min_edge=p.min_edge,
+            max_position_fraction=p.max_position_fraction,
+            max_exposure_fraction=p.max_exposure_fraction,
+        )
+        approved = rejected = fills = 0
+        rejection_reasons: Counter = Counter()
+        for forecast, market in forecasts:
+            if forecast.status != Forecast.Status.OK:
+                continue
+            checkpoint()
+            with clock.step("risk"):
+                book = executor.book()
+                sizing = size_trade(
+                    probability=forecast.probability,
+                    price=market.yes_price,
+                    limits=limits,
+                    equity=book.equity,
+                    exposure=book.exposure,
+                    position_exposure=book.by_market.get(market.market_id, 0.0),
+                    cash=book.cash,
+                )
+                decision = TradeDecision.objects.create(
+                    run=run,
+                    agent=agent,
+                    forecast=forecast,
+                    market=forecast.market,
+                    approved=sizing.approved,
+                    side=sizing.side,
+                    edge=sizing.edge,
+                    kelly=sizing.kelly,
+                    size=sizing.size,
+                    price=sizing.price,
+                    reason=sizing.reason[:300],
+                    created_at=context.now(),
+                )
+            if not sizing.approved:
+                rejected += 1
+                rejection_reasons[sizing.reason.split(":")[0]] += 1
+                continue
+            approved += 1
+            with clock.step("execute"):
+                executor.fill(decision)
+                fills += 1
+            log.info(
+                "execute: %s %s %.2f USD at %.4f on market %s (paper)",
+                executor.name,
+                sizing.side,
+                sizing.size,
+                sizing.price,
+                market.market_id,
+            )
+        clock.ms.setdefault("risk", 0.0)
+        clock.ms.setdefault("execute", 0.0)
+        book = executor.book()
+        log.info(
+            "risk: %d approved, %d rejected (%s); paper exposure %.2f USD, cash %.2f USD",
+            approved,
+            rejected,
+            dict(rejection_reasons) or "none",
+            book.exposure,
+            book.cash,
+        )
+        if not approved:
+            log.info("no trade this cycle")
+
+        summary = {
+            "source": loaded.source,
+            "sample_data": loaded.sample_data,
+            "forecaster": p.forecaster,
+            "trading_mode": context.trading_mode,
+            "executor": executor.name,
+            "markets_loaded": len(markets),
+            "markets_tradeable": len(tradeable),
+            "markets_analysed": len(analysed),
+            "forecasts": len(forecasts) - failed,
+            "forecasts_failed": failed,
+            "decisions_approved": approved,
+            "decisions_rejected": rejected,
+            "paper_fills": fills,
+            "paper_exposure": round(book.exposure, 2),
+            "paper_cash": round(book.cash, 2),
+            "paper_equity": round(book.equity, 2),
+            "outcome": "traded" if fills else "no trade",
+            "step_ms": clock.rounded(),
+            "parameters": p.as_dict(),
+        }
+        if loaded.sample_data:
+            summary["data_notice"] = loaded.notice
+        if p.forecaster == "llm":
+            summary["llm_total_tokens"] = tokens
+        return summary
