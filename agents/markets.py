@@ -103,8 +103,9 @@ def parse_market(raw: Any) -> Market:
             raise MalformedMarket("id is missing")
         market.outcomes = [str(o) for o in _json_list(raw, "outcomes")]
         market.token_ids = [str(t) for t in _json_list(raw, "clobTokenIds")]
+        prices = _json_list(raw, "outcomePrices")
         try:
-            market.prices = [float(p) for p in _json_list(raw, "outcomePrices")]
+            market.prices = [float(p) for p in prices]
         except (TypeError, ValueError) as exc:
             raise MalformedMarket(f"outcomePrices holds a non-number: {exc}") from exc
         if len(market.prices) != len(market.outcomes):

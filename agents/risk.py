@@ -3,8 +3,9 @@
 For a YES share at price q and belief p, full Kelly stakes f = (p - q) / (1 - q) of the bankroll;
 for a NO share (bought at 1 - q) it stakes f = (q - p) / q. We stake `kelly_fraction * f` of the
 paper equity, then cap it by the room left under the per-position cap and under the total
-exposure cap (both fractions of equity) and by the cash on hand. Amounts are rounded *down* to
-cents, so no cap is ever exceeded by rounding. Every rejection says why.
+exposure cap (both fractions of equity) and by the cash on hand. The stake is rounded to the
+nearest cent and every limit *down* to a cent, so rounding never exceeds a cap. Every rejection
+says why.
 """
 
 from __future__ import annotations
@@ -67,23 +68,24 @@ def size_trade(
     def rejected(reason: str) -> Sizing:
         return Sizing(False, side, edge, full_kelly, 0.0, share_price, reason)
 
-    if abs(edge) < limits.min_edge or not side:
+    if not side:
+        return rejected("no edge: the forecast equals the price")
+    if abs(edge) < limits.min_edge:
         return rejected(
             f"edge below min_edge: |edge| {abs(edge):.4f} < min_edge {limits.min_edge:.4f}"
         )
-    stake = limits.kelly_fraction * full_kelly * equity
-    position_room = limits.max_position_fraction * equity - position_exposure
-    exposure_room = limits.max_exposure_fraction * equity - exposure
+    # The Kelly stake is an estimate: rounded to the nearest cent. Limits are hard: rounded down.
+    stake = round(limits.kelly_fraction * full_kelly * equity, 2)
     candidates = {
         "kelly stake": stake,
-        "position cap": position_room,
-        "exposure cap": exposure_room,
-        "paper cash": cash,
+        "position cap": _cents_down(limits.max_position_fraction * equity - position_exposure),
+        "exposure cap": _cents_down(limits.max_exposure_fraction * equity - exposure),
+        "paper cash": _cents_down(cash),
     }
     binding = min(candidates, key=candidates.get)
-    size = _cents_down(candidates[binding])
+    size = max(candidates[binding], 0.0)
     if size <= 0:
-        return rejected(f"{binding} leaves no room: {max(candidates[binding], 0):.2f} USD")
+        return rejected(f"{binding} leaves no room: {size:.2f} USD")
     detail = f"kelly stake {stake:.2f} USD" + (
         f", limited by {binding}" if binding != "kelly stake" else ""
     )
