@@ -248,7 +248,7 @@ class ForecasterAgent:
                 executor.fill(decision)
                 fills += 1
             log.info(
-                "execute: %s %s %.2f USD at %.4f on market %s (paper)",
+                "execute: %s fill %s %.2f USD at %.4f on market %s",
                 executor.name,
                 sizing.side,
                 sizing.size,
@@ -259,12 +259,18 @@ class ForecasterAgent:
         clock.ms.setdefault("execute", 0.0)
         book = executor.book()
         log.info(
-            "risk: %d approved, %d rejected (%s); paper exposure %.2f USD, cash %.2f USD",
+            "risk: %d approved, %d rejected (%s); %.1f ms",
             approved,
             rejected,
             dict(rejection_reasons) or "none",
+            clock.ms["risk"],
+        )
+        log.info(
+            "execute: %d paper fills; paper exposure %.2f USD, cash %.2f USD; %.1f ms",
+            fills,
             book.exposure,
             book.cash,
+            clock.ms["execute"],
         )
         if not approved:
             log.info("no trade this cycle")

@@ -78,7 +78,9 @@ money = st.floats(min_value=0.0, max_value=1e7, allow_nan=False)
     exposure_share=unit,
     position_share=unit,
 )
-def test_sizing_properties(p, q, kf, min_edge, pos_cap, exp_cap, equity, exposure_share, position_share):
+def test_sizing_properties(
+    p, q, kf, min_edge, pos_cap, exp_cap, equity, exposure_share, position_share
+):
     limits = RiskLimits(kf, min_edge, pos_cap, exp_cap)
     exposure = equity * exposure_share
     position = exposure * position_share

@@ -6,7 +6,6 @@ from agents.sources import GammaSource, MarketSourceError, SnapshotSource
 from tests.agents.fake_http import Reply
 
 
-
 def gamma(url, **kwargs):
     options = {"page_size": 3, "max_pages": 10, "timeout_seconds": 2, "max_retries": 2}
     options.update(kwargs)
