@@ -121,6 +121,10 @@ class ForecastFilter(django_filters.FilterSet):
 class DecisionFilter(django_filters.FilterSet):
     run = django_filters.NumberFilter(field_name="run_id")
     agent = django_filters.CharFilter(field_name="agent__slug")
+    # Strict, so `?approved=maybe` is a 400 naming the field rather than silently ignored.
+    approved = django_filters.TypedChoiceFilter(
+        choices=[("true", "true"), ("false", "false")], coerce=lambda value: value == "true"
+    )
 
     class Meta:
         model = TradeDecision
