@@ -18,14 +18,15 @@ from collections import Counter
 from contextlib import contextmanager
 
 from django.conf import settings
+from django.db import transaction
 
 from agents import parameters as params_module
 from agents.forecasters import BaselineForecaster, LLMForecaster
-from agents.markets import parse_market, rank, untradeable_reason
+from agents.markets import Market, parse_market, rank, untradeable_reason
 from agents.models import Forecast, MarketObservation, TradeDecision
 from agents.paper import executor_for
 from agents.risk import RiskLimits, size_trade
-from agents.sources import GammaSource, SnapshotSource
+from agents.sources import GammaSource, LoadedMarkets, SnapshotSource
 
 
 class StepClock:
@@ -85,49 +86,107 @@ class ForecasterAgent:
         return params_module.validate_parameters(parameters)
 
     def run(self, context) -> dict:
-        p = params_module.resolve(context.parameters)
-        log, checkpoint = context.logger, context.checkpoint
-        run = context.extra["run"]
-        agent = run.agent
-        now = context.now()
-        clock = StepClock()
+        return Cycle(context).run()
 
-        # Refuse live mode without an executor before touching any market.
-        executor = executor_for(
-            trading_mode=context.trading_mode,
-            agent=agent,
-            run=run,
-            initial_balance=p.initial_paper_balance,
-            now=now,
+
+class Cycle:
+    """One run of the pipeline; each step is a method, timed and logged, with checkpoints between."""
+
+    def __init__(self, context):
+        self.context = context
+        self.p = params_module.resolve(context.parameters)
+        self.log = context.logger
+        self.run_record = context.extra["run"]
+        self.agent = self.run_record.agent
+        self.now = context.now()
+        self.clock = StepClock()
+
+    def run(self) -> dict:
+        # Refuse live mode without an executor before touching a single market.
+        self.executor = executor_for(
+            trading_mode=self.context.trading_mode,
+            agent=self.agent,
+            run=self.run_record,
+            initial_balance=self.p.initial_paper_balance,
+            now=self.now,
         )
+        loaded = self.research()
+        self.context.checkpoint()
+        markets, tradeable, observation_of = self.filter(loaded)
+        self.context.checkpoint()
+        analysed = tradeable[: self.p.markets_per_cycle]
+        forecasts, tokens = self.analyse(analysed, observation_of)
+        self.context.checkpoint()
+        approved, rejected, fills = self.trade(forecasts)
+        book = self.executor.book()
+        self.log.info(
+            "execute: %d paper fills; paper exposure %.2f USD, cash %.2f USD; %.1f ms",
+            fills,
+            book.exposure,
+            book.cash,
+            self.clock.ms["execute"],
+        )
+        if not fills:
+            self.log.info("no trade this cycle")
+        failed = sum(1 for f, _m in forecasts if f.status == Forecast.Status.FAILED)
+        summary = {
+            "source": loaded.source,
+            "sample_data": loaded.sample_data,
+            "forecaster": self.p.forecaster,
+            "trading_mode": self.context.trading_mode,
+            "executor": self.executor.name,
+            "markets_loaded": len(markets),
+            "markets_tradeable": len(tradeable),
+            "markets_analysed": len(analysed),
+            "forecasts": len(forecasts) - failed,
+            "forecasts_failed": failed,
+            "decisions_approved": approved,
+            "decisions_rejected": rejected,
+            "paper_fills": fills,
+            "paper_exposure": round(book.exposure, 2),
+            "paper_cash": round(book.cash, 2),
+            "paper_equity": round(book.equity, 2),
+            "outcome": "traded" if fills else "no trade",
+            "step_ms": self.clock.rounded(),
+            "parameters": self.p.as_dict(),
+        }
+        if loaded.sample_data:
+            summary["data_notice"] = loaded.notice
+        if self.p.forecaster == "llm":
+            summary["llm_total_tokens"] = tokens
+        return summary
 
-        with clock.step("research"):
-            loaded = build_source(p, context).load()
+    def research(self) -> LoadedMarkets:
+        with self.clock.step("research"):
+            loaded = build_source(self.p, self.context).load()
         label = f" ({loaded.notice})" if loaded.sample_data else " (live data)"
-        log.info(
-            "research: loaded %d markets from %s%s in %.1f ms",
+        self.log.info(
+            "research: loaded %d markets from %s%s; %.1f ms",
             len(loaded.raw_markets),
             loaded.source,
             label,
-            clock.ms["research"],
+            self.clock.ms["research"],
         )
-        checkpoint()
+        return loaded
 
-        with clock.step("filter"):
+    def filter(self, loaded: LoadedMarkets):
+        """Parse, filter and rank; record every market seen (one bulk insert)."""
+        with self.clock.step("filter"):
             markets = [parse_market(raw) for raw in loaded.raw_markets]
             reasons = [
-                untradeable_reason(m, now=now, min_liquidity=p.min_liquidity) for m in markets
+                untradeable_reason(m, now=self.now, min_liquidity=self.p.min_liquidity)
+                for m in markets
             ]
             tradeable = rank([m for m, why in zip(markets, reasons, strict=True) if not why])
             ranks = {id(m): i for i, m in enumerate(tradeable, start=1)}
             observations = MarketObservation.objects.bulk_create(
                 [
                     MarketObservation(
-                        run=run,
-                        agent=agent,
+                        run=self.run_record,
+                        agent=self.agent,
                         source=loaded.source,
                         is_sample=loaded.sample_data,
-                        captured_at=now,
+                        captured_at=self.now,
                         market_id=m.market_id[:100],
                         question=m.question,
                         slug=m.slug[:300],
@@ -145,77 +204,89 @@ class ForecasterAgent:
             )
             observation_of = {id(m): o for m, o in zip(markets, observations, strict=True)}
         skipped = Counter(_reason_category(why) for why in reasons if why)
-        log.info(
+        self.log.info(
             "filter: %d of %d markets tradeable (min_liquidity %.0f); not tradeable: %s; %.1f ms",
             len(tradeable),
             len(markets),
-            p.min_liquidity,
+            self.p.min_liquidity,
             dict(skipped) or "none",
-            clock.ms["filter"],
+            self.clock.ms["filter"],
         )
-        checkpoint()
+        return markets, tradeable, observation_of
 
-        analysed = tradeable[: p.markets_per_cycle]
-        forecaster = build_forecaster(p)
-        forecasts: list[tuple[Forecast, object]] = []
+    def analyse(self, analysed: list[Market], observation_of):
+        """One forecast per market. Written in one batch at the end, also when the cycle is
+        stopped part-way, so the answers already paid for are kept."""
+        forecaster = build_forecaster(self.p)
+        forecasts: list[tuple[Forecast, Market]] = []
         tokens = 0
         try:
             for market in analysed:
-                checkpoint()
-                with clock.step("analyse"):
-                    result = forecaster.forecast(market, now=context.now())
-                    forecast = Forecast.objects.create(
-                        run=run,
-                        agent=agent,
-                        market=observation_of[id(market)],
-                        forecaster=result.forecaster,
-                        model=result.model,
-                        status=Forecast.Status.OK if result.ok else Forecast.Status.FAILED,
-                        probability=result.probability if result.ok else None,
-                        confidence=result.confidence if result.ok else None,
-                        reasoning=result.reasoning if result.ok else "",
-                        error=result.error,
-                        market_price=market.yes_price,
-                        prompt_tokens=result.prompt_tokens,
-                        completion_tokens=result.completion_tokens,
-                        total_tokens=result.total_tokens,
-                        attempts=result.attempts,
-                        latency_ms=result.latency_ms,
-                        created_at=context.now(),
-                    )
+                self.context.checkpoint()
+                with self.clock.step("analyse"):
+                    result = forecaster.forecast(market, now=self.context.now())
                 tokens += result.total_tokens or 0
                 if not result.ok:
-                    log.warning(
+                    self.log.warning(
                         "analyse: market %s: forecast failed: %s", market.market_id, result.error
                     )
-                forecasts.append((forecast, market))
+                forecasts.append((self._forecast_record(result, market, observation_of), market))
         finally:
             if hasattr(forecaster, "close"):
                 forecaster.close()
+            with self.clock.step("analyse"):
+                Forecast.objects.bulk_create([f for f, _m in forecasts])
         failed = sum(1 for f, _m in forecasts if f.status == Forecast.Status.FAILED)
-        log.info(
-            "analyse: %d markets with the %s forecaster, %d failed, %.1f ms",
+        self.log.info(
+            "analyse: %d markets with the %s forecaster, %d failed; %.1f ms",
             len(analysed),
-            p.forecaster,
+            self.p.forecaster,
             failed,
-            clock.ms.get("analyse", 0.0),
+            self.clock.ms.get("analyse", 0.0),
         )
-        checkpoint()
+        return forecasts, tokens
 
-        limits = RiskLimits(
-            kelly_fraction=p.kelly_fraction,
-            min_edge=p.min_edge,
-            max_position_fraction=p.max_position_fraction,
-            max_exposure_fraction=p.max_exposure_fraction,
+    def _forecast_record(self, result, market: Market, observation_of) -> Forecast:
+        return Forecast(
+            run=self.run_record,
+            agent=self.agent,
+            market=observation_of[id(market)],
+            forecaster=result.forecaster,
+            model=result.model,
+            status=Forecast.Status.OK if result.ok else Forecast.Status.FAILED,
+            probability=result.probability if result.ok else None,
+            confidence=result.confidence if result.ok else None,
+            reasoning=result.reasoning if result.ok else "",
+            error=result.error,
+            market_price=market.yes_price,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            total_tokens=result.total_tokens,
+            attempts=result.attempts,
+            latency_ms=result.latency_ms,
+            created_at=self.context.now(),
         )
+
+    @transaction.atomic
+    def trade(self, forecasts):
+        """Risk then execute, market by market, so each sizing sees the fills before it. One
+        transaction: a cycle's decisions and fills land in the paper book together or not at all."""
+        limits = RiskLimits(
+            kelly_fraction=self.p.kelly_fraction,
+            min_edge=self.p.min_edge,
+            max_position_fraction=self.p.max_position_fraction,
+            max_exposure_fraction=self.p.max_exposure_fraction,
+        )
+        self.clock.ms.setdefault("risk", 0.0)
+        self.clock.ms.setdefault("execute", 0.0)
         approved = rejected = fills = 0
-        rejection_reasons: Counter = Counter()
+        reasons: Counter = Counter()
         for forecast, market in forecasts:
             if forecast.status != Forecast.Status.OK:
                 continue
-            checkpoint()
-            with clock.step("risk"):
-                book = executor.book()
+            self.context.checkpoint()
+            with self.clock.step("risk"):
+                book = self.executor.book()
                 sizing = size_trade(
                     probability=forecast.probability,
                     price=market.yes_price,
@@ -226,8 +297,8 @@ class ForecasterAgent:
                     cash=book.cash,
                 )
                 decision = TradeDecision.objects.create(
-                    run=run,
-                    agent=agent,
+                    run=self.run_record,
+                    agent=self.agent,
                     forecast=forecast,
                     market=forecast.market,
                     approved=sizing.approved,
@@ -237,67 +308,29 @@ class ForecasterAgent:
                     size=sizing.size,
                     price=sizing.price,
                     reason=sizing.reason[:300],
-                    created_at=context.now(),
+                    created_at=self.context.now(),
                 )
             if not sizing.approved:
                 rejected += 1
-                rejection_reasons[sizing.reason.split(":")[0]] += 1
+                reasons[sizing.reason.split(":")[0]] += 1
                 continue
             approved += 1
-            with clock.step("execute"):
-                executor.fill(decision)
+            with self.clock.step("execute"):
+                self.executor.fill(decision)
                 fills += 1
-            log.info(
+            self.log.info(
                 "execute: %s fill %s %.2f USD at %.4f on market %s",
-                executor.name,
+                self.executor.name,
                 sizing.side,
                 sizing.size,
                 sizing.price,
                 market.market_id,
             )
-        clock.ms.setdefault("risk", 0.0)
-        clock.ms.setdefault("execute", 0.0)
-        book = executor.book()
-        log.info(
+        self.log.info(
             "risk: %d approved, %d rejected (%s); %.1f ms",
             approved,
             rejected,
-            dict(rejection_reasons) or "none",
-            clock.ms["risk"],
+            dict(reasons) or "none",
+            self.clock.ms["risk"],
         )
-        log.info(
-            "execute: %d paper fills; paper exposure %.2f USD, cash %.2f USD; %.1f ms",
-            fills,
-            book.exposure,
-            book.cash,
-            clock.ms["execute"],
-        )
-        if not approved:
-            log.info("no trade this cycle")
-
-        summary = {
-            "source": loaded.source,
-            "sample_data": loaded.sample_data,
-            "forecaster": p.forecaster,
-            "trading_mode": context.trading_mode,
-            "executor": executor.name,
-            "markets_loaded": len(markets),
-            "markets_tradeable": len(tradeable),
-            "markets_analysed": len(analysed),
-            "forecasts": len(forecasts) - failed,
-            "forecasts_failed": failed,
-            "decisions_approved": approved,
-            "decisions_rejected": rejected,
-            "paper_fills": fills,
-            "paper_exposure": round(book.exposure, 2),
-            "paper_cash": round(book.cash, 2),
-            "paper_equity": round(book.equity, 2),
-            "outcome": "traded" if fills else "no trade",
-            "step_ms": clock.rounded(),
-            "parameters": p.as_dict(),
-        }
-        if loaded.sample_data:
-            summary["data_notice"] = loaded.notice
-        if p.forecaster == "llm":
-            summary["llm_total_tokens"] = tokens
-        return summary
+        return approved, rejected, fills

@@ -7,7 +7,14 @@ from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
-MODELS = ["marketobservation", "forecast", "tradedecision", "paperfill", "paperposition", "paperaccount"]
+MODELS = [
+    "marketobservation",
+    "forecast",
+    "tradedecision",
+    "paperfill",
+    "paperposition",
+    "paperaccount",
+]
 
 
 @pytest.fixture

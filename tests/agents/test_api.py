@@ -6,8 +6,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.agents.factories import (
-    ForecastFactory,
     ForecasterAgentFactory,
+    ForecastFactory,
     MarketObservationFactory,
     PaperFillFactory,
     TradeDecisionFactory,
@@ -70,9 +70,9 @@ def test_filter_by_run_and_agent(viewer):
     ForecastFactory()  # another agent
     assert viewer.get("/api/forecasts/", {"run": run_a.pk}).json()["count"] == 2
     assert viewer.get("/api/forecasts/", {"agent": agent.slug}).json()["count"] == 3
-    assert viewer.get("/api/forecasts/", {"agent": agent.slug, "run": run_b.pk}).json()[
-        "count"
-    ] == 1
+    assert (
+        viewer.get("/api/forecasts/", {"agent": agent.slug, "run": run_b.pk}).json()["count"] == 1
+    )
     assert viewer.get("/api/forecasts/", {"agent": "nobody"}).json()["count"] == 0
 
 

@@ -46,7 +46,11 @@ def test_runagent_once_json_after_migrate_in_a_fresh_database(tmp_path):
     }
     manage = [sys.executable, str(ROOT / "manage.py")]
     migrate = subprocess.run(
-        [*manage, "migrate", "--noinput", "-v0"], env=env, capture_output=True, text=True, timeout=120
+        [*manage, "migrate", "--noinput", "-v0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert migrate.returncode == 0, migrate.stderr
     result = subprocess.run(

@@ -5,8 +5,8 @@ from django.utils.module_loading import import_string
 from agents.models import Forecast
 from agents.status import forecast_totals
 from tests.agents.factories import (
-    ForecastFactory,
     ForecasterAgentFactory,
+    ForecastFactory,
     MarketObservationFactory,
     PaperFillFactory,
     TradeDecisionFactory,
