@@ -228,3 +228,14 @@ def test_paper_positions_accumulate_across_runs_per_agent(fake_llm):
     assert second.summary["paper_exposure"] == first.summary["paper_exposure"]
     other = ForecasterAgentFactory(parameters=params)
     assert run_cycle(other).summary["paper_fills"] == 2
+
+
+def test_an_unreachable_llm_endpoint_fails_the_cycle(fake_server, settings):
+    server = fake_server(lambda r: Reply(body={}))
+    settings.LLM_BASE_URL, settings.LLM_MODEL = server.url, "fake"
+    server.__exit__(None, None, None)
+    agent = ForecasterAgentFactory(parameters={"forecaster": "llm", "max_retries": 0})
+    run = run_cycle(agent)
+    assert run.status == "failed" and run.error_type == "LLMUnavailable"
+    assert "unreachable" in run.error_message
+    assert not Forecast.objects.filter(run=run).exists()
