@@ -47,6 +47,13 @@ class StepClock:
         return {name: round(ms, 2) for name, ms in self.ms.items()}
 
 
+def seconds_left(context):
+    """Seconds until the cycle's deadline, for HTTP clients that must not outlive it."""
+    if context.deadline is None:
+        return None
+    return lambda: (context.deadline - context.now()).total_seconds()
+
+
 def build_source(p: params_module.ForecasterParams, context):
     if p.source == "snapshot":
         return SnapshotSource()
@@ -58,10 +65,11 @@ def build_source(p: params_module.ForecasterParams, context):
         max_retries=p.max_retries,
         backoff_seconds=p.retry_backoff_seconds,
         checkpoint=context.checkpoint,
+        time_left=seconds_left(context),
     )
 
 
-def build_forecaster(p: params_module.ForecasterParams):
+def build_forecaster(p: params_module.ForecasterParams, context):
     if p.forecaster == "baseline":
         return BaselineForecaster()
     return LLMForecaster(
@@ -71,6 +79,7 @@ def build_forecaster(p: params_module.ForecasterParams):
         timeout_seconds=p.request_timeout_seconds,
         max_retries=p.max_retries,
         backoff_seconds=p.retry_backoff_seconds,
+        time_left=seconds_left(context),
     )
 
 
@@ -217,7 +226,7 @@ class Cycle:
     def analyse(self, analysed: list[Market], observation_of):
         """One forecast per market. Written in one batch at the end, also when the cycle is
         stopped part-way, so the answers already paid for are kept."""
-        forecaster = build_forecaster(self.p)
+        forecaster = build_forecaster(self.p, self.context)
         forecasts: list[tuple[Forecast, Market]] = []
         tokens = 0
         try:

@@ -133,8 +133,10 @@ class LLMForecaster:
         max_retries: int = 2,
         backoff_seconds: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
+        time_left: Callable[[], float] | None = None,
     ):
         self.model = model
+        self.time_left = time_left
         self.max_retries = max_retries
         self.backoff_seconds = backoff_seconds
         self.sleep = sleep
@@ -182,6 +184,7 @@ class LLMForecaster:
                 max_retries=self.max_retries,
                 backoff_seconds=self.backoff_seconds,
                 sleep=self.sleep,
+                time_left=self.time_left,
             )
         except RequestFailed as exc:
             if exc.kind == "connect":

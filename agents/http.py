@@ -15,7 +15,7 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class RequestFailed(Exception):
-    """The request did not get a 200 answer. `kind` is `timeout`, `connect`, `transport` or `status`."""
+    """No 200 answer. `kind`: `timeout`, `connect`, `transport`, `status` or `deadline`."""
 
     def __init__(self, message: str, *, kind: str, attempts: int, status: int | None = None):
         super().__init__(message)
@@ -32,13 +32,28 @@ def request_with_retries(
     max_retries: int,
     backoff_seconds: float,
     sleep: Callable[[float], None] = time.sleep,
+    time_left: Callable[[], float] | None = None,
     **kwargs,
 ) -> tuple[httpx.Response, int]:
-    """(the 200 response, attempts used), or RequestFailed after at most 1 + max_retries tries."""
+    """(the 200 response, attempts used), or RequestFailed after at most 1 + max_retries tries.
+
+    With `time_left` (seconds until the cycle's deadline) no attempt starts after the deadline
+    and none may run past it, so a slow service cannot hold a cycle beyond its own timeout.
+    """
     attempt = 0
     while True:
         attempt += 1
         status = None
+        if time_left is not None:
+            remaining = time_left()
+            if remaining <= 0:
+                raise RequestFailed(
+                    "not attempted: the cycle's deadline has passed",
+                    kind="deadline",
+                    attempts=attempt - 1,
+                )
+            timeout = client.timeout.read or remaining
+            kwargs["timeout"] = min(timeout, remaining)
         try:
             response = client.request(method, url, **kwargs)
         except httpx.TimeoutException as exc:

@@ -86,6 +86,7 @@ class GammaSource:
         backoff_seconds: float = 0.5,
         checkpoint: Callable[[], None] = lambda: None,
         sleep: Callable[[float], None] = time.sleep,
+        time_left: Callable[[], float] | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.page_size = page_size
@@ -95,6 +96,7 @@ class GammaSource:
         self.backoff_seconds = backoff_seconds
         self.checkpoint = checkpoint
         self.sleep = sleep
+        self.time_left = time_left
 
     def load(self) -> LoadedMarkets:
         markets: list = []
@@ -134,6 +136,7 @@ class GammaSource:
                 max_retries=self.max_retries,
                 backoff_seconds=self.backoff_seconds,
                 sleep=self.sleep,
+                time_left=self.time_left,
             )
         except RequestFailed as exc:
             raise MarketSourceError(f"Gamma {where} {exc}") from exc

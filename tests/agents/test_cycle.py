@@ -13,6 +13,7 @@ from agents.models import (
     PaperPosition,
     TradeDecision,
 )
+from agents.paper import PaperExecutor
 from agents.status import forecast_totals
 from runner import execution, services
 from runner.actors import Actor
@@ -239,3 +240,30 @@ def test_an_unreachable_llm_endpoint_fails_the_cycle(fake_server, settings):
     assert run.status == "failed" and run.error_type == "LLMUnavailable"
     assert "unreachable" in run.error_message
     assert not Forecast.objects.filter(run=run).exists()
+
+
+def test_a_slow_llm_cannot_hold_the_cycle_past_its_deadline(fake_server, settings):
+    server = fake_server(lambda r: Reply(body={}, delay=3))
+    settings.LLM_BASE_URL, settings.LLM_MODEL = server.url, "fake"
+    agent = ForecasterAgentFactory(
+        timeout_seconds=1,
+        parameters={"forecaster": "llm", "request_timeout_seconds": 60, "max_retries": 3},
+    )
+    run = run_cycle(agent)
+    assert run.status == "timed_out"
+    assert run.duration_ms < 2500  # not 60 s per attempt: requests are cut at the deadline
+    assert len(server.requests) == 1
+
+
+class StandInLiveExecutor(PaperExecutor):
+    """A test stand-in for an operator's live executor: books on paper, under another name."""
+
+    name = "stand-in-live"
+
+
+def test_live_mode_uses_the_configured_live_executor(settings):
+    settings.TRADING_MODE = "live"
+    settings.FORECASTER_LIVE_EXECUTOR = "tests.agents.test_cycle.StandInLiveExecutor"
+    run = run_cycle(ForecasterAgentFactory(trading_mode="live"))
+    assert run.status == "succeeded", run.error_message
+    assert run.trading_mode == "live" and run.summary["executor"] == "stand-in-live"

@@ -113,3 +113,12 @@ def test_gamma_unreachable_is_a_clear_error(fake_server):
     source, _ = gamma(url, max_retries=0)
     with pytest.raises(MarketSourceError, match="could not connect"):
         source.load()
+
+
+def test_gamma_request_never_outlives_the_deadline(fake_server):
+    server = fake_server(lambda r: Reply(body=[], delay=2))
+    left = iter([0.2, 0.0])
+    source, _ = gamma(server.url, timeout_seconds=30, time_left=lambda: next(left))
+    with pytest.raises(MarketSourceError, match="deadline has passed"):
+        source.load()
+    assert len(server.requests) == 1
