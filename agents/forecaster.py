@@ -129,8 +129,9 @@ class Cycle:
         approved, rejected, fills = self.trade(forecasts)
         book = self.executor.book()
         self.log.info(
-            "execute: %d paper fills; paper exposure %.2f USD, cash %.2f USD; %.1f ms",
+            "execute: %d fills (%s); paper exposure %.2f USD, cash %.2f USD; %.1f ms",
             fills,
+            self.executor.name,
             book.exposure,
             book.cash,
             self.clock.ms["execute"],

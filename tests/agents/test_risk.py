@@ -1,5 +1,5 @@
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.risk import NO, YES, RiskLimits, kelly, size_trade
@@ -67,6 +67,7 @@ fraction = st.floats(min_value=0.001, max_value=1.0, allow_nan=False)
 money = st.floats(min_value=0.0, max_value=1e7, allow_nan=False)
 
 
+@settings(deadline=None)  # a pure function; no timing flakiness on a busy machine
 @given(
     p=unit,
     q=price,
