@@ -127,11 +127,14 @@ RUNNER_LEASE_SECONDS = env.int("RUNNER_LEASE_SECONDS", default=30)
 # A queued run that no worker starts within this time is marked skipped (no cluster running).
 RUNNER_QUEUED_RUN_TTL_SECONDS = env.int("RUNNER_QUEUED_RUN_TTL_SECONDS", default=600)
 RUNNER_RUN_LOG_LINES = env.int("RUNNER_RUN_LOG_LINES", default=500)
+# Extra fields for the seed-compatible status: dotted paths of callables f(agent) -> dict.
+RUNNER_STATUS_EXTRAS = ["agents.status.forecast_totals"]
 # The environment is the ceiling on trading: agents can only be `live` when this says `live`.
 TRADING_MODE = env.str("TRADING_MODE", default="dry_run")
 if TRADING_MODE not in ("dry_run", "live"):
     raise ImproperlyConfigured(f"TRADING_MODE must be 'dry_run' or 'live', not {TRADING_MODE!r}.")
 MARKET_SOURCE = env.str("MARKET_SOURCE", default="snapshot")
+GAMMA_BASE_URL = env.str("GAMMA_BASE_URL", default="https://gamma-api.polymarket.com")
 LLM_BASE_URL = env.str("LLM_BASE_URL", default="")
 LLM_API_KEY = env.str("LLM_API_KEY", default="")
 LLM_MODEL = env.str("LLM_MODEL", default="")
