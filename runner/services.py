@@ -28,7 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from runner import scheduling
+from runner import alerts, scheduling
 from runner.actors import Actor
 from runner.errors import (
     CycleCancelled,
@@ -726,6 +726,7 @@ def _trip(agent, *, now, why, load_failure):
         reason=reason,
     )
     logger.warning("agent %s tripped to error: %s", agent.slug, reason)
+    alerts.agent_tripped(agent=agent, reason=reason, now=now)
 
 
 def _reap_agent(agent, now):
@@ -750,7 +751,10 @@ def _reap_agent(agent, now):
             ),
         )
         qs = CycleRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, lease_expires_at__lt=now)
-        reaped += _settle_run(agent, qs, outcome, now=now)
+        settled = _settle_run(agent, qs, outcome, now=now)
+        if settled and outcome.status == RunStatus.ABANDONED:
+            alerts.run_abandoned(agent=agent, run_id=run_id, worker=worker, now=now)
+        reaped += settled
     return reaped
 
 
