@@ -224,6 +224,7 @@ LOGGING = {
     "filters": {"context": {"()": "runner.logs.ContextFilter"}},
     "formatters": {
         "plain": {
+            "()": "runner.logs.PlainFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s "
             "[agent=%(agent)s run=%(run_id)s request=%(request_id)s] %(message)s"
         },

@@ -55,6 +55,13 @@ _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 }
 
 
+class PlainFormatter(logging.Formatter):
+    """Human-readable, still one line per event: newlines (messages, tracebacks) are escaped."""
+
+    def format(self, record):
+        return super().format(record).replace("\r", "\\r").replace("\n", "\\n")
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, context, extras and any traceback."""
 

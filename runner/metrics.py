@@ -20,6 +20,7 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
 )
+from prometheus_client.utils import floatToGoString
 
 from runner import monitoring
 from runner.models import Agent, AgentState, Alert, CycleRun, RunStatus
@@ -153,7 +154,7 @@ class RunnerCollector:
         for agent in agents.values():
             row = counts.get(agent.pk, {})
             total = row.get("total", 0)
-            cumulative = [(str(bound), row.get(f"le_{i}", 0)) for i, bound in enumerate(buckets)]
+            cumulative = [(floatToGoString(bound), row.get(f"le_{i}", 0)) for i, bound in enumerate(buckets)]
             cumulative.append(("+Inf", total))
             family.add_metric([agent.slug], cumulative, sum_value=sums.get(agent.pk, 0.0))
         return family
