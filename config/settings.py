@@ -226,7 +226,7 @@ LOGGING = {
         "plain": {
             "()": "runner.logs.PlainFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s "
-            "[agent=%(agent)s run=%(run_id)s request=%(request_id)s] %(message)s"
+            "[agent=%(agent)s run=%(run_id)s request=%(request_id)s] %(message)s",
         },
         "json": {"()": "runner.logs.JsonFormatter"},
     },

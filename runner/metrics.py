@@ -154,7 +154,9 @@ class RunnerCollector:
         for agent in agents.values():
             row = counts.get(agent.pk, {})
             total = row.get("total", 0)
-            cumulative = [(floatToGoString(bound), row.get(f"le_{i}", 0)) for i, bound in enumerate(buckets)]
+            cumulative = [
+                (floatToGoString(bound), row.get(f"le_{i}", 0)) for i, bound in enumerate(buckets)
+            ]
             cumulative.append(("+Inf", total))
             family.add_metric([agent.slug], cumulative, sum_value=sums.get(agent.pk, 0.0))
         return family

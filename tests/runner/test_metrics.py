@@ -59,21 +59,87 @@ def test_metrics_content_is_read_from_the_database(client):
     response, families = scrape(client)
     assert response["Content-Type"].startswith("text/plain")
 
-    assert sample(families, "agent_runner_agent_state", "agent_runner_agent_state", agent="alpha", state="running") == 1
-    assert sample(families, "agent_runner_agent_state", "agent_runner_agent_state", agent="alpha", state="error") == 0
-    assert sample(families, "agent_runner_agent_state", "agent_runner_agent_state", agent="beta", state="error") == 1
-    assert sample(families, "agent_runner_runs", "agent_runner_runs", agent="alpha", status="succeeded") == 3
-    assert sample(families, "agent_runner_runs", "agent_runner_runs", agent="alpha", status="failed") == 1
-    assert sample(families, "agent_runner_runs", "agent_runner_runs", agent="beta", status="succeeded") == 0
-    assert sample(families, "agent_runner_agent_cycles", "agent_runner_agent_cycles_total", agent="alpha", outcome="error") == 2
-    assert sample(families, "agent_runner_agent_consecutive_failures", "agent_runner_agent_consecutive_failures", agent="alpha") == 2
-    since = sample(families, "agent_runner_agent_seconds_since_last_success", "agent_runner_agent_seconds_since_last_success", agent="alpha")
+    assert (
+        sample(
+            families,
+            "agent_runner_agent_state",
+            "agent_runner_agent_state",
+            agent="alpha",
+            state="running",
+        )
+        == 1
+    )
+    assert (
+        sample(
+            families,
+            "agent_runner_agent_state",
+            "agent_runner_agent_state",
+            agent="alpha",
+            state="error",
+        )
+        == 0
+    )
+    assert (
+        sample(
+            families,
+            "agent_runner_agent_state",
+            "agent_runner_agent_state",
+            agent="beta",
+            state="error",
+        )
+        == 1
+    )
+    assert (
+        sample(
+            families, "agent_runner_runs", "agent_runner_runs", agent="alpha", status="succeeded"
+        )
+        == 3
+    )
+    assert (
+        sample(families, "agent_runner_runs", "agent_runner_runs", agent="alpha", status="failed")
+        == 1
+    )
+    assert (
+        sample(families, "agent_runner_runs", "agent_runner_runs", agent="beta", status="succeeded")
+        == 0
+    )
+    assert (
+        sample(
+            families,
+            "agent_runner_agent_cycles",
+            "agent_runner_agent_cycles_total",
+            agent="alpha",
+            outcome="error",
+        )
+        == 2
+    )
+    assert (
+        sample(
+            families,
+            "agent_runner_agent_consecutive_failures",
+            "agent_runner_agent_consecutive_failures",
+            agent="alpha",
+        )
+        == 2
+    )
+    since = sample(
+        families,
+        "agent_runner_agent_seconds_since_last_success",
+        "agent_runner_agent_seconds_since_last_success",
+        agent="alpha",
+    )
     assert 119 <= since < 180
     # beta never succeeded: no sample rather than a made-up number
-    assert not [s for s in families["agent_runner_agent_seconds_since_last_success"].samples if s.labels["agent"] == "beta"]
+    assert not [
+        s
+        for s in families["agent_runner_agent_seconds_since_last_success"].samples
+        if s.labels["agent"] == "beta"
+    ]
 
     duration = "agent_runner_cycle_duration_seconds"
-    assert sample(families, duration, duration + "_bucket", agent="alpha", le="0.5") == 2  # 0.2 s and 0.5 s
+    assert (
+        sample(families, duration, duration + "_bucket", agent="alpha", le="0.5") == 2
+    )  # 0.2 s and 0.5 s
     assert sample(families, duration, duration + "_bucket", agent="alpha", le="5.0") == 3
     assert sample(families, duration, duration + "_bucket", agent="alpha", le="30.0") == 3
     assert sample(families, duration, duration + "_bucket", agent="alpha", le="60.0") == 4
@@ -82,11 +148,17 @@ def test_metrics_content_is_read_from_the_database(client):
     assert sample(families, duration, duration + "_sum", agent="alpha") == pytest.approx(48.7)
 
     delay = "agent_runner_cycle_start_delay_seconds"
-    assert sample(families, delay, delay + "_bucket", agent="alpha", le="2.0") == 1  # the failed run: 0 s
+    assert (
+        sample(families, delay, delay + "_bucket", agent="alpha", le="2.0") == 1
+    )  # the failed run: 0 s
     assert sample(families, delay, delay + "_bucket", agent="alpha", le="5.0") == 4
     assert sample(families, delay, delay + "_sum", agent="alpha") == pytest.approx(12.0)
 
-    age = sample(families, "agent_runner_cluster_heartbeat_age_seconds", "agent_runner_cluster_heartbeat_age_seconds")
+    age = sample(
+        families,
+        "agent_runner_cluster_heartbeat_age_seconds",
+        "agent_runner_cluster_heartbeat_age_seconds",
+    )
     assert 29 <= age < 90
 
 
