@@ -155,10 +155,10 @@ def retrying(fn, attempts=60):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agents", type=int, default=12)
-    parser.add_argument("--cycle-seconds", type=float, default=3.0)
+    parser.add_argument("--cycle-seconds", type=float, default=5.0)
     parser.add_argument("--fault-seconds", type=float, default=120)
     parser.add_argument("--recovery-seconds", type=float, default=90)
-    parser.add_argument("--kill-every", type=float, default=8)
+    parser.add_argument("--kill-every", type=float, default=6)
     parser.add_argument("--pg-restart-every", type=float, default=40)
     parser.add_argument("--clusters", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
