@@ -46,17 +46,21 @@ def agent_tripped(*, agent, reason, now):
     )
 
 
-def run_abandoned(*, agent, run_id, worker, now):
-    """A running cycle's lease expired (its worker died or hung) and the run was reaped."""
+def run_abandoned(*, agent, run_id, worker, now, status=RunStatus.ABANDONED):
+    """A running cycle's lease expired (its worker died or hung) and the run was reaped.
+
+    `status` is what the reaper recorded: `abandoned`, or `timed_out` when the reap came after the
+    cycle's deadline (a worker killed long ago, or one that hung past its deadline).
+    """
     return _raise(
         kind=AlertKind.RUN_ABANDONED,
         agent=agent,
         now=now,
         run_id=run_id,
-        subject=f"Agent {agent.slug}: run {run_id} abandoned",
+        subject=f"Agent {agent.slug}: run {run_id} abandoned by its worker",
         message=(
-            f"Run {run_id} of agent {agent.slug} was abandoned: worker {worker or '?'} stopped "
-            "renewing its lease (killed, crashed or cut off from the database)."
+            f"Run {run_id} of agent {agent.slug} was reaped as {status}: worker {worker or '?'} "
+            "stopped renewing its lease (killed, crashed, hung or cut off from the database)."
         ),
     )
 

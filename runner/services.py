@@ -752,8 +752,10 @@ def _reap_agent(agent, now):
         )
         qs = CycleRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, lease_expires_at__lt=now)
         settled = _settle_run(agent, qs, outcome, now=now)
-        if settled and outcome.status == RunStatus.ABANDONED:
-            alerts.run_abandoned(agent=agent, run_id=run_id, worker=worker, now=now)
+        if settled:
+            alerts.run_abandoned(
+                agent=agent, run_id=run_id, worker=worker, status=outcome.status, now=now
+            )
         reaped += settled
     return reaped
 

@@ -171,3 +171,16 @@ def test_watchdog_beats_reaps_and_reconciles(settings):
     assert result["reaped"] == 1
     assert monitoring.last_heartbeat() is not None
     assert Alert.objects.filter(kind=AlertKind.RUN_ABANDONED, closed_at__isnull=True).exists()
+
+
+def test_a_run_reaped_after_its_deadline_alerts_too(settings, django_capture_on_commit_callbacks):
+    """A worker killed long before anyone looked: the run is `timed_out`, the alert still goes."""
+    settings.RUNNER_ALERT_EMAILS = ["ops@example.com"]
+    agent = AgentFactory(kind="test-ok", max_consecutive_failures=10)
+    services.agent_start(agent=agent, actor=Actor.cli())
+    run = expire_running_run(agent, worker="host:77")
+    CycleRun.objects.filter(pk=run.pk).update(deadline_at=timezone.now() - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.runs_reap_expired() == 1
+    assert CycleRun.objects.get(pk=run.pk).status == "timed_out"
+    assert len(mail.outbox) == 1 and "reaped as timed_out" in mail.outbox[0].body
