@@ -28,6 +28,22 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
+# --- HTTPS (production) ---------------------------------------------------------------------
+# Off by default so `make run` and tests work over plain http. `DJANGO_HTTPS=1` turns every one
+# on (the documented production setting); each can still be overridden on its own.
+HTTPS = env.bool("DJANGO_HTTPS", default=False)
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=HTTPS)
+# Load balancers and Prometheus usually probe over plain http inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=HTTPS)
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=HTTPS)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=HTTPS)
+if env.bool("DJANGO_BEHIND_PROXY", default=False):
+    # Trust the proxy's X-Forwarded-Proto (only when a proxy that sets it sits in front).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -47,6 +63,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "runner.middleware.RequestIdMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -182,10 +199,49 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# --- Health, metrics, alerts (runner.health, runner.metrics, runner.alerts) --------------------
+# /healthz fails when no cluster heartbeat was seen for this long (the watchdog task beats every
+# minute) or when a running agent's next run is this far in the past.
+RUNNER_HEARTBEAT_MAX_AGE_SECONDS = env.int("RUNNER_HEARTBEAT_MAX_AGE_SECONDS", default=180)
+RUNNER_OVERDUE_GRACE_SECONDS = env.int("RUNNER_OVERDUE_GRACE_SECONDS", default=300)
+# /metrics answers clients in these networks, or any client with `Authorization: Bearer <token>`.
+RUNNER_METRICS_ALLOWED_IPS = env.list(
+    "RUNNER_METRICS_ALLOWED_IPS", default=["127.0.0.1/32", "::1/128"]
+)
+RUNNER_METRICS_TOKEN = env.str("RUNNER_METRICS_TOKEN", default="")
+RUNNER_ALERT_EMAILS = env.list("RUNNER_ALERT_EMAILS", default=[])
+RUNNER_ALERT_WEBHOOK_URL = env.str("RUNNER_ALERT_WEBHOOK_URL", default="")
+RUNNER_ALERT_WEBHOOK_TIMEOUT = env.float("RUNNER_ALERT_WEBHOOK_TIMEOUT", default=5.0)
+# Mail for alerts: e.g. EMAIL_URL=smtp+tls://user:password@smtp.example.com:587
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="agent-runner@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Logging ----------------------------------------------------------------------------------
+# One line per event. LOG_FORMAT=json writes JSON objects; both formats carry the agent, run id
+# and request id of the code that logged (runner.logs keeps them in context variables).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "runner.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {
+            "()": "runner.logs.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s "
+            "[agent=%(agent)s run=%(run_id)s request=%(request_id)s] %(message)s",
+        },
+        "json": {"()": "runner.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

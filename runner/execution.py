@@ -19,7 +19,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from runner import registry, services
+from runner import logs, registry, services
 from runner.errors import AgentLoadError, CycleStop
 from runner.models import CycleRun, RunStatus
 from runner.protocol import CycleContext
@@ -70,6 +70,10 @@ class Heartbeat(threading.Thread):
         self.lost = threading.Event()
 
     def run(self):
+        with logs.bind(run_id=self.run_id):  # a new thread starts with an empty log context
+            self._beat()
+
+    def _beat(self):
         try:
             while not self.stopped.wait(self.interval):
                 now = timezone.now()
@@ -97,6 +101,11 @@ class Heartbeat(threading.Thread):
 
 def execute_claim(claim: services.Claim) -> CycleRun:
     """Run a claimed cycle to its end and record the outcome (fenced by the claim's token)."""
+    with logs.bind(agent=claim.run.agent.slug, run_id=claim.run.pk):
+        return _execute_claim(claim)
+
+
+def _execute_claim(claim):
     run = claim.run
     agent = run.agent
     log = RunLog(run.pk, agent.slug, settings.RUNNER_RUN_LOG_LINES)

@@ -28,7 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from runner import scheduling
+from runner import alerts, scheduling
 from runner.actors import Actor
 from runner.errors import (
     CycleCancelled,
@@ -728,20 +728,24 @@ def _trip(agent, *, now, why, load_failure):
         reason=reason,
     )
     logger.warning("agent %s tripped to error: %s", agent.slug, reason)
+    alerts.agent_tripped(agent=agent, reason=reason, now=now)
 
 
 def _reap_agent(agent, now):
     """Settle this agent's running runs whose lease ran out (the caller holds the agent lock).
 
-    A run whose deadline had also passed is `timed_out` (it hung past its own deadline and
-    django-q2 killed it); otherwise it is `abandoned` (its worker died or stopped heartbeating).
+    A run whose worker was still heartbeating after the deadline is `timed_out` (the cycle hung
+    past its own deadline and was killed); otherwise it is `abandoned` (its worker died, was
+    paused or lost the database before the deadline).
     """
     expired = CycleRun.objects.filter(
         agent=agent, status=RunStatus.RUNNING, lease_expires_at__lt=now
-    ).values_list("pk", "deadline_at", "worker")
+    ).values_list("pk", "deadline_at", "heartbeat_at", "worker")
     reaped = 0
-    for run_id, deadline_at, worker in list(expired):
-        timed_out = deadline_at is not None and deadline_at <= now
+    for run_id, deadline_at, heartbeat_at, worker in list(expired):
+        timed_out = (
+            deadline_at is not None and heartbeat_at is not None and heartbeat_at >= deadline_at
+        )
         outcome = Outcome(
             status=RunStatus.TIMED_OUT if timed_out else RunStatus.ABANDONED,
             error_type="LeaseExpired",
@@ -752,7 +756,12 @@ def _reap_agent(agent, now):
             ),
         )
         qs = CycleRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, lease_expires_at__lt=now)
-        reaped += _settle_run(agent, qs, outcome, now=now)
+        settled = _settle_run(agent, qs, outcome, now=now)
+        if settled:
+            alerts.run_abandoned(
+                agent=agent, run_id=run_id, worker=worker, status=outcome.status, now=now
+            )
+        reaped += settled
     _expire_stale_queued(now, agent=agent)
     return reaped
 

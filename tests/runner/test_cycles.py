@@ -286,3 +286,24 @@ def test_a_queued_run_nobody_started_stops_blocking_run_once(settings):
     assert fresh.status == "queued"
     agent.refresh_from_db()
     assert agent.run_count == 0 and agent.error_count == 0
+
+
+def test_a_worker_that_hung_past_its_deadline_is_reaped_as_timed_out(settings):
+    agent = AgentFactory(timeout_seconds=5)
+    queued = services.agent_run_once(agent=agent, actor=Actor.cli(), enqueue=False)
+    t0 = timezone.now()
+    claim = services.cycle_claim_queued(run_id=queued.pk, worker="hung:1", now=t0)
+    # it kept heartbeating past its deadline, then stopped (killed by django-q2's timeout)
+    services.cycle_heartbeat(run_id=claim.run.pk, token=claim.token, now=t0 + timedelta(seconds=6))
+    later = t0 + timedelta(seconds=6 + settings.RUNNER_LEASE_SECONDS + 1)
+    services.runs_reap_expired(now=later)
+    assert CycleRun.objects.get(pk=queued.pk).status == "timed_out"
+
+
+def test_a_worker_killed_before_its_deadline_is_abandoned_even_if_reaped_later(settings):
+    agent = AgentFactory(timeout_seconds=5)
+    queued = services.agent_run_once(agent=agent, actor=Actor.cli(), enqueue=False)
+    t0 = timezone.now()
+    services.cycle_claim_queued(run_id=queued.pk, worker="killed:1", now=t0)
+    services.runs_reap_expired(now=t0 + timedelta(seconds=settings.RUNNER_LEASE_SECONDS + 60))
+    assert CycleRun.objects.get(pk=queued.pk).status == "abandoned"
