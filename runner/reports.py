@@ -28,9 +28,7 @@ from django.db.models import (
     Func,
     IntegerField,
     Max,
-    OuterRef,
     Q,
-    Subquery,
     Value,
     When,
     Window,
@@ -337,54 +335,57 @@ def _buckets(runs, *, since, until, bucket) -> list[dict]:
 
 
 def _failures_by_type(runs) -> list[dict]:
+    """Failures per (error type, status), with the message of the latest one of each group."""
     failed = runs.filter(status__in=FAILURE_STATUSES)
-    latest = failed.filter(error_type=OuterRef("error_type"), status=OuterRef("status")).order_by(
-        "-queued_at", "-id"
-    )
-    rows = (
+    groups = (
         failed.values("error_type", "status")
-        .annotate(
-            count=Count("id"),
-            latest_at=Max("queued_at"),
-            latest_message=Subquery(latest.values("error_message")[:1]),
-        )
+        .annotate(count=Count("id"), latest_at=Max("queued_at"))
         .order_by("-count", "error_type", "status")
     )
+    newest_first = [F("queued_at").desc(), F("id").desc()]
+    latest = (
+        failed.annotate(
+            newest=Window(
+                RowNumber(), partition_by=[F("error_type"), F("status")], order_by=newest_first
+            )
+        )
+        .filter(newest=1)
+        .values_list("error_type", "status", "error_message")
+    )
+    messages = {(error_type, status): message for error_type, status, message in latest}
     return [
         {
             "error_type": row["error_type"],
             "status": row["status"],
             "count": row["count"],
             "latest_at": _iso(row["latest_at"]),
-            "latest_message": row["latest_message"] or "",
+            "latest_message": messages.get((row["error_type"], row["status"]), ""),
         }
-        for row in rows
+        for row in groups
     ]
 
 
 RELIABILITY_SQL = """
 WITH seq AS ({sequence}),
 islands AS (
-    SELECT agent_id, is_fail, COUNT(*) AS length, MIN(t) AS first_t, MIN(rn) AS first_rn,
-           MAX(rn) AS last_rn
+    SELECT agent_id, is_fail, COUNT(*) AS length, MIN(t) AS first_t, MIN(rn) AS first_rn
     FROM seq GROUP BY agent_id, is_fail, rn - rn_kind
 ),
-fails AS (
-    SELECT agent_id, COUNT(*) AS n, MIN(t) AS first_t, MAX(t) AS last_t
-    FROM seq WHERE is_fail = 1 GROUP BY agent_id
+streaks AS (
+    SELECT is_fail, length, first_t,
+           LEAD(first_t) OVER (PARTITION BY agent_id ORDER BY first_rn) AS next_t
+    FROM islands
 ),
-recoveries AS (
-    SELECT ok.first_t - bad.first_t AS took
-    FROM islands bad JOIN islands ok
-      ON ok.agent_id = bad.agent_id AND ok.first_rn = bad.last_rn + 1
-    WHERE bad.is_fail = 1 AND ok.is_fail = 0
+fails AS (
+    SELECT COUNT(*) AS n, MIN(t) AS first_t, MAX(t) AS last_t
+    FROM seq WHERE is_fail = 1 GROUP BY agent_id
 )
 SELECT
-    (SELECT MAX(length) FROM islands WHERE is_fail = 1),
+    (SELECT MAX(length) FROM streaks WHERE is_fail = 1),
     (SELECT SUM(last_t - first_t) FROM fails),
     (SELECT SUM(n - 1) FROM fails),
-    (SELECT AVG(took) FROM recoveries),
-    (SELECT COUNT(*) FROM recoveries)
+    (SELECT AVG(next_t - first_t) FROM streaks WHERE is_fail = 1),
+    (SELECT COUNT(next_t) FROM streaks WHERE is_fail = 1)
 """
 
 
@@ -394,6 +395,7 @@ def _reliability(runs) -> dict:
     The sequence is each agent's succeeded and failed (failed, timed_out, abandoned) runs in
     start order; cancelled and skipped runs neither break nor extend a streak. Numbered twice (all
     runs, and within success/failure), `rn - rn_kind` is constant along a streak: the islands.
+    Islands alternate, so the island after a failure streak (LEAD) is the success that ended it.
     MTBF is the mean gap between consecutive failures of the same agent; MTTR is the mean time from
     the first failure of a streak to the start of the success that ended it.
     """
