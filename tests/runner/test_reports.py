@@ -34,10 +34,12 @@ def test_all_agents_report_adds_the_other_agent_and_a_breakdown():
     # beta's single failure adds no gap (MTBF is per agent) and no recovery.
     assert report["reliability"] == EXPECTED_ALPHA["reliability"]
     assert report["buckets"][0] == {"start": "2026-01-05T00:00:00Z", "runs": 5, "failures": 3}
-    assert {"error_type": "KeyError", "status": "failed", "count": 1} == {
-        k: v
-        for k, v in report["failures_by_type"][1].items()
-        if k in ("error_type", "status", "count")
+    assert report["failures_by_type"][1] == {
+        "error_type": "KeyError",
+        "status": "failed",
+        "count": 1,
+        "latest_at": "2026-01-05T05:00:00Z",
+        "latest_message": "'price'",
     }
     assert report["control_actions"]["total"] == 5
     assert report["agents"] == [
