@@ -3,15 +3,18 @@
 import csv
 import io
 import json
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+from runner.models import Agent
 from runner.report_formats import report_rows
-from tests.factories import UserFactory
+from tests.factories import AgentFactory, UserFactory
 from tests.runner.report_data import EXPECTED_ALPHA, make_history
 
 pytestmark = pytest.mark.django_db
@@ -192,3 +195,58 @@ def test_runreport_bad_input_exits_1(args, words):
         call_command("runreport", *args)
     assert words in str(caught.value)
     assert caught.value.returncode == 1
+
+
+def test_after_real_cycles_admin_api_and_command_agree(client, api, viewer, capsys):
+    """Cycles run through `runagent` like a user's; every surface then shows one report."""
+    agent = AgentFactory(slug="mixed", kind="test-ok")
+    outcomes = []
+    for kind in ("test-ok", "test-fail", "test-fail", "test-ok"):
+        Agent.objects.filter(pk=agent.pk).update(kind=kind)  # test setup: swap the agent's code
+        try:
+            call_command("runagent", "--once", "--agent", "mixed", "--json")
+            outcomes.append("ok")
+        except CommandError:
+            outcomes.append("failed")
+    capsys.readouterr()
+    assert outcomes == ["ok", "failed", "failed", "ok"]
+
+    now = timezone.now()
+    window = {
+        "since": (now - timedelta(hours=1)).isoformat(),
+        "until": (now + timedelta(minutes=1)).isoformat(),
+        "bucket": "hour",
+    }
+    from_api = api.get("/api/agents/mixed/report/", window).json()
+    call_command(
+        "runreport",
+        "--agent",
+        "mixed",
+        "--format",
+        "json",
+        "--since",
+        window["since"],
+        "--until",
+        window["until"],
+        "--bucket",
+        "hour",
+    )
+    from_command = json.loads(capsys.readouterr().out)
+    client.force_login(viewer)
+    page = client.get(reverse("runner-agent-report", args=[agent.pk]), window)
+    assert from_api == from_command == page.context["report"]
+
+    assert from_api["runs"]["total"] == 4
+    assert from_api["runs"]["by_status"]["succeeded"] == 2
+    assert from_api["runs"]["by_trigger"]["cli"] == 4
+    assert from_api["runs"]["success_rate"] == 0.5
+    assert from_api["duration_ms"]["count"] == 4
+    assert from_api["reliability"]["longest_failure_streak"] == 2
+    assert from_api["reliability"]["recoveries"] == 1
+    [failure] = from_api["failures_by_type"]
+    assert failure["error_type"].endswith("BoomError") and failure["count"] == 2
+    assert failure["latest_message"] == "the agent exploded on purpose"
+    [actor] = from_api["control_actions"]["by_actor_source"]
+    assert actor["source"] == "cli" and actor["count"] == 4
+    assert from_api["control_actions"]["by_action"] == {"run_once": 4}
+    assert '<td id="runs-total">4</td>' in page.content.decode()
