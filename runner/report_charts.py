@@ -60,6 +60,13 @@ def buckets_chart(buckets, *, bucket_name, width=720, height=220):
             f'<text x="{left + plot_w}" y="{height - 10}" text-anchor="end">'
             f"{escape(buckets[-1]['start'])}</text>"
         )
+    legend_x, legend_y = left + plot_w / 2 - 45, height - 19
+    body.append(
+        f'<g class="legend"><rect x="{legend_x}" y="{legend_y}" width="10" height="10" fill="{RUNS_COLOUR}"/>'
+        f'<text x="{legend_x + 14}" y="{legend_y + 9}">runs</text>'
+        f'<rect x="{legend_x + 50}" y="{legend_y}" width="10" height="10" fill="{FAILURES_COLOUR}"/>'
+        f'<text x="{legend_x + 64}" y="{legend_y + 9}">failures</text></g>'
+    )
     label = f"Runs and failures per {bucket_name}"
     return _svg(width, height, label, body)
 
