@@ -219,6 +219,8 @@ class CycleRun(models.Model):
             models.Index(fields=["agent", "queued_at"], name="cyclerun_agent_queued"),
             models.Index(fields=["agent", "started_at"], name="cyclerun_agent_started"),
             models.Index(fields=["started_at"], name="cyclerun_started"),
+            # Reports over all agents filter on queued_at; run lists page by (-queued_at, -id).
+            models.Index(fields=["queued_at", "id"], name="cyclerun_queued_id"),
             models.Index(fields=["status", "agent"], name="cyclerun_status_agent"),
             models.Index(
                 fields=["lease_expires_at"],
