@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, DateTimeField, OuterRef, Subquery, Value
@@ -193,6 +194,13 @@ CONTROLS = {
     "run_once": Control("run_once", "Run once", "queued a run", AuditAction.RUN_ONCE),
     "set_interval": Control("set_interval", "Set interval", "re-timed", AuditAction.SET_INTERVAL),
 }
+BULK_ACTIONS = {
+    "start_agents": "start",
+    "stop_agents": "stop",
+    "pause_agents": "pause",
+    "resume_agents": "resume",
+}
+PERMISSION_REFUSAL = "Permission denied: controlling agents needs runner.control_agent."
 STATE_SERVICES = {
     "start": services.agent_start,
     "stop": services.agent_stop,
@@ -426,6 +434,28 @@ class AgentAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
+    def changelist_view(self, request, extra_context=None):
+        """A bulk control POST from someone without the control permission is refused and audited."""
+        verb = (
+            BULK_ACTIONS.get(request.POST.get("action", "")) if request.method == "POST" else None
+        )
+        if verb is not None and not self.has_control_permission(request):
+            selected = [
+                value
+                for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+                if value.isdigit()
+            ]
+            actor = admin_actor(request)
+            for agent in Agent.objects.filter(pk__in=selected):
+                services.control_refused(
+                    agent=agent,
+                    action=CONTROLS[verb].audit_action,
+                    actor=actor,
+                    message=PERMISSION_REFUSAL,
+                )
+            raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
     @admin.action(permissions=["control"], description="Start selected agents")
     def start_agents(self, request, queryset):
         self._bulk_control(request, queryset, "start")
@@ -474,7 +504,7 @@ class AgentAdmin(admin.ModelAdmin):
                 agent=agent,
                 action=control.audit_action,
                 actor=actor,
-                message="Permission denied: controlling agents needs runner.control_agent.",
+                message=PERMISSION_REFUSAL,
                 reason=reason,
             )
             raise PermissionDenied
