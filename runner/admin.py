@@ -8,15 +8,14 @@ applied or refused, leaves an audit event. Runs and audit events are read-only f
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, DateTimeField, OuterRef, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import IntegerField, OuterRef, Subquery
+from django.db.models.expressions import RawSQL
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
@@ -26,6 +25,7 @@ from django.utils.timesince import timesince, timeuntil
 
 from runner import registry, selectors, services
 from runner.actors import Actor
+from runner.bigtables import EstimatedCountPaginator, ProbedDatesQuerySet
 from runner.errors import RunnerError
 from runner.models import (
     FINISHED_STATUSES,
@@ -40,7 +40,6 @@ from runner.models import (
     RunStatus,
     RunTrigger,
 )
-from runner.paginators import EstimatedCountPaginator
 
 # The changelist's success rate looks at this many of each agent's latest finished runs.
 RECENT_RUNS_FOR_RATE = 20
@@ -232,35 +231,40 @@ def allowed_controls(agent, *, in_flight):
     return [CONTROLS[verb] for verb in verbs]
 
 
-def annotate_recent_outcomes(queryset):
-    """Last outcome and success over the latest finished runs, in the agents query itself.
+def _recent_runs_count(*, succeeded_only):
+    """How many of the agent's latest finished runs (at most RECENT_RUNS_FOR_RATE) [succeeded].
 
-    Correlated subqueries on the (agent, queued_at) and (agent, started_at) indexes: one query
-    for the whole changelist page however many runs there are.
+    A correlated subquery over a LIMITed derived table: for each agent the database walks the
+    (agent, queued_at) index backwards and stops after the window, however many runs there are.
+    The ORM cannot count a sliced correlated subquery, hence RawSQL (portable SQL, PostgreSQL
+    and SQLite alike).
     """
-    finished = CycleRun.objects.filter(agent=OuterRef("pk"), status__in=FINISHED_STATUSES)
-    cutoff = finished.order_by("-queued_at", "-id").values("queued_at")[
-        RECENT_RUNS_FOR_RATE - 1 : RECENT_RUNS_FOR_RATE
-    ]
-    epoch = Value(datetime(1970, 1, 1, tzinfo=UTC), output_field=DateTimeField())
-    window = CycleRun.objects.filter(
-        agent=OuterRef("pk"),
-        status__in=FINISHED_STATUSES,
-        queued_at__gte=OuterRef("recent_cutoff"),
+    statuses = list(FINISHED_STATUSES)
+    placeholders = ", ".join(["%s"] * len(statuses))
+    runs, agents = CycleRun._meta.db_table, Agent._meta.db_table
+    sql = (
+        f"SELECT COUNT(*) FROM (SELECT r.status FROM {runs} r "
+        f"WHERE r.agent_id = {agents}.id AND r.status IN ({placeholders}) "
+        f"ORDER BY r.queued_at DESC, r.id DESC LIMIT %s) recent"
     )
+    params = [*statuses, RECENT_RUNS_FOR_RATE]
+    if succeeded_only:
+        sql += " WHERE recent.status = %s"
+        params.append(RunStatus.SUCCEEDED)
+    return RawSQL(sql, params, output_field=IntegerField())
 
-    def count_of(runs):
-        counted = runs.order_by().values("agent").annotate(n=Count("pk")).values("n")[:1]
-        return Coalesce(Subquery(counted), 0)
 
-    last = (
-        CycleRun.objects.filter(agent=OuterRef("pk"), started_at__isnull=False)
-        .order_by("-started_at", "-id")
-        .values("status")[:1]
-    )
-    return queryset.annotate(recent_cutoff=Coalesce(Subquery(cutoff), epoch)).annotate(
-        recent_finished=count_of(window),
-        recent_succeeded=count_of(window.filter(status=RunStatus.SUCCEEDED)),
+def annotate_recent_outcomes(queryset):
+    """Last outcome and success over the latest finished runs, in the agents query itself:
+    one query for the whole changelist page however many runs there are."""
+    # Agent.last_run is the start of the agent's last cycle, so the last run is found by an
+    # equality lookup on the (agent, started_at) index.
+    last = CycleRun.objects.filter(agent=OuterRef("pk"), started_at=OuterRef("last_run")).values(
+        "status"
+    )[:1]
+    return queryset.annotate(
+        recent_finished=_recent_runs_count(succeeded_only=False),
+        recent_succeeded=_recent_runs_count(succeeded_only=True),
         last_outcome=Subquery(last),
     )
 
@@ -550,10 +554,12 @@ class AgentAdmin(admin.ModelAdmin):
         in_flight = cycle_in_flight(agent)
         can_control = self.has_control_permission(request, agent)
         last_run = (
-            CycleRun.objects.filter(agent=agent, started_at__isnull=False)
+            CycleRun.objects.filter(agent=agent, started_at=agent.last_run)
             .defer(*RUN_HEAVY_FIELDS)
-            .order_by("-started_at", "-id")
+            .order_by("-id")
             .first()
+            if agent.last_run
+            else None
         )
         recent_runs = list(
             CycleRun.objects.filter(agent=agent)
@@ -719,6 +725,7 @@ class CycleRunAdmin(ReadOnlyModelAdmin):
     list_select_related = ("agent", "requested_by")
     ordering = ("-id",)  # the primary key index: newest first without sorting a big table
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts would count the whole table
     paginator = EstimatedCountPaginator
     fieldsets = (
         (
@@ -769,7 +776,7 @@ class CycleRunAdmin(ReadOnlyModelAdmin):
         css = {"all": ("runner/admin.css",)}
 
     def get_queryset(self, request):
-        queryset = super().get_queryset(request)
+        queryset = ProbedDatesQuerySet.wrap(super().get_queryset(request))
         match = getattr(request, "resolver_match", None)
         if match is not None and match.url_name == "runner_cyclerun_changelist":
             queryset = queryset.defer(*RUN_HEAVY_FIELDS)  # the list never shows them
@@ -835,7 +842,6 @@ class AuditEventAdmin(ReadOnlyModelAdmin):
         "transition",
         "changes_display",
         "reason",
-        "refusal_reason",
     )
     list_display_links = ("created_at",)
     list_filter = ("agent", "action", "actor", "source", "outcome")
@@ -843,6 +849,7 @@ class AuditEventAdmin(ReadOnlyModelAdmin):
     search_fields = ("agent_slug", "actor_username", "reason", "refusal_reason")
     ordering = ("-created_at", "-id")
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts would count the whole table
     paginator = EstimatedCountPaginator
     fieldsets = (
         (
@@ -869,6 +876,9 @@ class AuditEventAdmin(ReadOnlyModelAdmin):
     class Media:
         css = {"all": ("runner/admin.css",)}
 
+    def get_queryset(self, request):
+        return ProbedDatesQuerySet.wrap(super().get_queryset(request))
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         event = self.get_object(request, unquote(object_id))
         if event is not None and self.has_view_permission(request, event):
@@ -881,7 +891,12 @@ class AuditEventAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description="Outcome", ordering="outcome")
     def outcome_badge(self, event):
-        return badge(event.outcome, event.get_outcome_display(), "outcome")
+        shown = badge(event.outcome, event.get_outcome_display(), "outcome")
+        if event.refusal_reason:
+            return format_html(
+                '{}<br><span class="runner-when">{}</span>', shown, event.refusal_reason
+            )
+        return shown
 
     @admin.display(description="Actor", ordering="actor_username")
     def actor_display(self, event):
@@ -893,7 +908,11 @@ class AuditEventAdmin(ReadOnlyModelAdmin):
             return "—"
         if event.state_before == event.state_after:
             return event.state_after
-        return f"{event.state_before or '∅'} → {event.state_after or '∅'}"
+        return format_html(
+            '<span class="runner-nowrap">{} → {}</span>',
+            event.state_before or "∅",
+            event.state_after or "∅",
+        )
 
     @admin.display(description="Changes")
     def changes_display(self, event):

@@ -1,6 +1,6 @@
 """Agent changelist and bulk actions; read-only runs and audit events; the estimating paginator."""
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.contrib.messages import get_messages
@@ -9,8 +9,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from runner.bigtables import EstimatedCountPaginator
 from runner.models import AuditEvent, CycleRun
-from runner.paginators import EstimatedCountPaginator
 from tests.factories import AgentFactory, AuditEventFactory, CycleRunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -28,6 +28,9 @@ def make_runs(agent, statuses, start=None):
         moment = start + timedelta(minutes=offset)
         started = None if status in ("skipped", "queued") else moment  # as the services record them
         CycleRunFactory(agent=agent, status=status, queued_at=moment, started_at=started)
+        if started:
+            agent.last_run = started  # a claim sets both
+    agent.save(update_fields=["last_run"])
 
 
 # --- agent changelist -----------------------------------------------------------------------------
@@ -322,3 +325,32 @@ def test_paginator_estimates_above_the_cap_on_postgresql(monkeypatch):
     assert paginator.count >= 11  # at least what was counted; the planner's figure beyond
     filtered = EstimatedCountPaginator(CycleRun.objects.filter(status="failed"), 5)
     assert filtered.count == 0 and not filtered.estimated
+
+
+# --- date drill-down by probing ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["year", "month", "day"])
+def test_probed_dates_match_djangos_distinct_dates(kind):
+    from datetime import datetime
+
+    from runner.bigtables import ProbedDatesQuerySet
+
+    moments = [
+        datetime(2024, 12, 31, 23, 59, tzinfo=UTC),
+        datetime(2025, 1, 1, 0, 0, tzinfo=UTC),
+        datetime(2025, 1, 1, 13, 0, tzinfo=UTC),
+        datetime(2025, 2, 28, 8, 0, tzinfo=UTC),
+        datetime(2025, 3, 1, 8, 0, tzinfo=UTC),
+        datetime(2026, 7, 4, 12, 0, tzinfo=UTC),
+    ]
+    for status, moment in zip(["failed", "succeeded"] * 3, moments, strict=True):
+        CycleRunFactory(status=status, queued_at=moment, started_at=moment)
+    CycleRunFactory(status="skipped", started_at=None, finished_at=None)
+    for queryset in (CycleRun.objects.all(), CycleRun.objects.filter(status="failed")):
+        probed = ProbedDatesQuerySet.wrap(queryset).datetimes("started_at", kind)
+        assert list(probed) == list(queryset.datetimes("started_at", kind))
+    within = CycleRun.objects.filter(started_at__year=2025)
+    assert list(ProbedDatesQuerySet.wrap(within).datetimes("started_at", kind)) == list(
+        within.datetimes("started_at", kind)
+    )
