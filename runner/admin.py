@@ -342,7 +342,11 @@ class AgentAdmin(admin.ModelAdmin):
         return request.user.has_perm("runner.control_agent")
 
     def get_queryset(self, request):
-        return annotate_recent_outcomes(super().get_queryset(request))
+        queryset = super().get_queryset(request)
+        match = getattr(request, "resolver_match", None)
+        if match is not None and match.url_name == "runner_agent_changelist":
+            queryset = annotate_recent_outcomes(queryset)  # only the list shows them
+        return queryset
 
     def get_actions(self, request):
         actions = super().get_actions(request)

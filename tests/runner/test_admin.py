@@ -308,6 +308,8 @@ def test_creation_goes_through_the_service_and_is_audited(admin_client):
         "trading_mode": "dry_run",
         "audit_reason": "new desk",
     }
+    form_page = admin_client.get(reverse("admin:runner_agent_add")).content.decode()
+    assert 'name="slug"' in form_page and 'id="runner-control-room"' not in form_page
     response = admin_client.post(reverse("admin:runner_agent_add"), data)
     assert response.status_code == 302
     agent = Agent.objects.get(slug="fresh")
