@@ -115,6 +115,14 @@ def test_operator_controls_an_agent_from_the_admin(live_server, browser_page):
     expect(page.locator("#runner-state")).to_contain_text("Stopped")
     page.screenshot(path=str(ARTIFACTS / "admin-agent-stopped.png"), full_page=True)
 
+    # The agents list: state badge, last outcome and success rate of the one finished run.
+    page.goto(f"{live_server.url}/admin/runner/agent/")
+    row = page.locator("#result_list tbody tr", has_text="browser-demo")
+    expect(row).to_contain_text("Stopped")
+    expect(row).to_contain_text("Succeeded")
+    expect(row).to_contain_text("100% (1/1)")
+    page.screenshot(path=str(ARTIFACTS / "admin-agent-list.png"), full_page=True)
+
     # Every step is in the audit list, applied, by this operator, from the admin.
     page.goto(f"{live_server.url}/admin/runner/auditevent/?agent__id__exact={agent.pk}")
     rows = page.locator("#result_list tbody tr")
