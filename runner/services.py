@@ -49,7 +49,7 @@ from runner.models import (
     RunStatus,
     RunTrigger,
 )
-from runner.validation import parse_interval, parse_reason
+from runner.validation import REASON_MAX_LENGTH, parse_interval, parse_reason
 
 logger = logging.getLogger(__name__)
 
@@ -210,6 +210,28 @@ def _require(agent, action):
 def _save_state(agent, *fields):
     agent.save(update_fields=[*fields, "updated_at"])
     scheduling.sync_schedule(agent)
+
+
+def control_refused(*, agent, action, actor: Actor, message, reason="", now=None) -> AuditEvent:
+    """Audit a control request an interface refused before it reached the state machine.
+
+    For refusals the services cannot see themselves, such as a user without `runner.control_agent`
+    forging a control POST: the attempt still leaves one `refused` event, and nothing else changes.
+    """
+    now = now or timezone.now()
+    reason = reason if isinstance(reason, str) else ""
+    with transaction.atomic():
+        return _record_event(
+            agent=agent,
+            action=action,
+            actor=actor,
+            outcome=AuditOutcome.REFUSED,
+            now=now,
+            state_before=agent.state,
+            state_after=agent.state,
+            reason=reason[:REASON_MAX_LENGTH],
+            refusal_reason=message,
+        )
 
 
 # --- control transitions ------------------------------------------------------------------------
