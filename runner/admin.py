@@ -143,8 +143,9 @@ def related_record_links(request, obj, admin_site):
     forecasts, decisions, positions) appear on a run once their app registers an admin for them.
     """
     links = []
-    for rel in obj._meta.related_objects:
-        if not (rel.one_to_many or rel.one_to_one):
+    # include_hidden: foreign keys declared with related_name="+" still point at the run
+    for rel in obj._meta.get_fields(include_hidden=True):
+        if not (rel.auto_created and not rel.concrete and (rel.one_to_many or rel.one_to_one)):
             continue
         model = rel.related_model
         lookup = f"{rel.field.name}__{rel.field.target_field.name}__exact"

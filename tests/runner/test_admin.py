@@ -126,10 +126,11 @@ def test_interval_bounds_are_shown_on_the_page_and_the_form(client, controller):
 
 def test_report_link_appears_only_when_the_report_url_exists(client, controller, settings):
     agent = AgentFactory()
-    assert ">Report<" not in client.get(change_url(agent)).content.decode()
-    settings.ROOT_URLCONF = "tests.runner.report_urls"
     html = client.get(change_url(agent)).content.decode()
     assert f'href="/admin/runner/agent/{agent.pk}/report/">Report<' in html
+    assert client.get(f"/admin/runner/agent/{agent.pk}/report/").status_code == 200
+    settings.ROOT_URLCONF = "tests.runner.report_urls"  # a URLconf without the report page
+    assert ">Report<" not in client.get(change_url(agent)).content.decode()
 
 
 # --- control requests -------------------------------------------------------------------------------
