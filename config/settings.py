@@ -152,7 +152,7 @@ if TRADING_MODE not in ("dry_run", "live"):
     raise ImproperlyConfigured(f"TRADING_MODE must be 'dry_run' or 'live', not {TRADING_MODE!r}.")
 # Reports: dotted paths of callables(agent_or_None, since, until) -> dict whose keys are merged
 # into a report's `outputs` (what the agents produced); runner never imports agent code itself.
-RUNNER_REPORT_EXTRAS = []
+RUNNER_REPORT_EXTRAS = ["agents.reports.forecaster_output"]
 # Retention: a daily django-q2 schedule deletes finished runs older than this (e.g. "90d");
 # empty disables it. `manage.py pruneruns --sync-schedule` (and migrate) keep the schedule in step.
 RUNNER_PRUNE_RUNS_OLDER_THAN = env.str("RUNNER_PRUNE_RUNS_OLDER_THAN", default="")

@@ -42,3 +42,9 @@ def run_scheduled():
         return run
 
     return _run
+
+
+@pytest.fixture(autouse=True)
+def no_agent_report_hooks(settings):
+    """Runner tests check the runner alone; the agents' report hook has its own tests."""
+    settings.RUNNER_REPORT_EXTRAS = []
