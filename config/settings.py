@@ -124,6 +124,8 @@ RUNNER_DEFAULT_AGENT = env.str("RUNNER_DEFAULT_AGENT", default="default")
 # ran out (its worker was killed or hung) is marked abandoned by the next claim or the reaper.
 RUNNER_LEASE_SECONDS = env.int("RUNNER_LEASE_SECONDS", default=30)
 RUNNER_RUN_LOG_LINES = env.int("RUNNER_RUN_LOG_LINES", default=500)
+# `manage.py rundispatcher` sleeps until the next slot, or at most this long (new schedules).
+RUNNER_DISPATCH_POLL_SECONDS = env.float("RUNNER_DISPATCH_POLL_SECONDS", default=0.5)
 # The environment is the ceiling on trading: agents can only be `live` when this says `live`.
 TRADING_MODE = env.str("TRADING_MODE", default="dry_run")
 if TRADING_MODE not in ("dry_run", "live"):
@@ -148,6 +150,9 @@ Q_CLUSTER = {
     "ack_failures": True,
     "catch_up": False,
     "save_limit": 1000,
+    # Each cluster takes at most one task ahead of its free workers, so a busy cluster does not
+    # sit on due cycles (for `retry` seconds if it dies) while another cluster is idle.
+    "queue_limit": 1,
     "label": "Task queue",
     "poll": 0.2,
 }

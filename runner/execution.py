@@ -16,11 +16,11 @@ import traceback as traceback_module
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import close_old_connections, connection
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 
 from runner import registry, services
-from runner.errors import AgentLoadError, CycleStop
+from runner.errors import AgentLoadError, CycleStop, LeaseLost
 from runner.models import CycleRun, RunStatus
 from runner.protocol import CycleContext
 
@@ -146,10 +146,15 @@ def _run_agent(run, token, log, heartbeat):
 
     def checkpoint():
         if heartbeat.lost.is_set():
-            from runner.errors import LeaseLost
-
             raise LeaseLost("This worker no longer holds the run's lease")
-        services.cycle_checkpoint(run_id=run.pk, token=token)
+        try:
+            services.cycle_checkpoint(run_id=run.pk, token=token)
+        except (OperationalError, InterfaceError):
+            # The database dropped this connection (restart, failover, pg_terminate_backend):
+            # reconnect once rather than fail a cycle that is otherwise fine.
+            logger.warning("checkpoint of run %s lost its connection; reconnecting", run.pk)
+            connection.close()
+            services.cycle_checkpoint(run_id=run.pk, token=token)
 
     context = CycleContext(
         agent_slug=agent.slug,

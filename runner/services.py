@@ -226,7 +226,7 @@ def agent_start(*, agent, actor: Actor, reason="", now=None):
         locked.next_run = now
         locked.paused_next_run = None
         _save_state(locked, "state", "consecutive_failures", "next_run", "paused_next_run")
-        scheduling.enqueue_scheduled_cycle(locked.pk)
+        scheduling.enqueue_scheduled_cycle(locked)
 
     return _control(
         agent=agent, action=AuditAction.START, actor=actor, reason=reason, now=now, apply=apply
@@ -280,7 +280,7 @@ def agent_resume(*, agent, actor: Actor, reason="", now=None):
         locked.paused_next_run = None
         _save_state(locked, "state", "next_run", "paused_next_run")
         if locked.next_run <= now:
-            scheduling.enqueue_scheduled_cycle(locked.pk)
+            scheduling.enqueue_scheduled_cycle(locked)
 
     return _control(
         agent=agent, action=AuditAction.RESUME, actor=actor, reason=reason, now=now, apply=apply
@@ -554,12 +554,14 @@ def cycle_claim_queued(*, run_id, worker, task_id="", now=None) -> Claim:
     return claim
 
 
-def cycle_claim_scheduled(*, agent_id, worker, task_id="", now=None) -> Claim | None:
+def cycle_claim_scheduled(*, agent_id, worker, task_id="", now=None, slot=None) -> Claim | None:
     """Claim the agent's due scheduled slot; None when nothing is due (a duplicate delivery).
 
-    Missed slots (the cluster was down) are folded into this one run and counted on it.
-    A due slot that cannot run (agent paused, stopped, or a cycle still in flight) is recorded
-    as a `skipped` run with the reason, so every slot leaves a trace.
+    `slot` is the slot the task was sent for: a slot older than the agent's `next_run` was
+    already run, skipped or folded, so its delivery is a no-op. Missed slots (the cluster was
+    down) are folded into this one run and counted on it. A due slot that cannot run (agent
+    paused, stopped, or a cycle still in flight) is recorded once as a `skipped` run with the
+    reason, so every slot leaves one trace.
     """
     now = now or timezone.now()
     refusal = None
@@ -568,15 +570,24 @@ def cycle_claim_scheduled(*, agent_id, worker, task_id="", now=None) -> Claim | 
         _reap_agent(agent, now)
         if agent.state != AgentState.RUNNING:
             refusal = ClaimRefused(f"Agent is {agent.state}", state=agent.state)
-            CycleRun.objects.create(
-                agent=agent,
-                trigger=RunTrigger.SCHEDULE,
-                status=RunStatus.SKIPPED,
-                queued_at=now,
-                finished_at=now,
-                error_message=f"Scheduled cycle skipped: agent is {agent.state}",
-            )
-        elif agent.next_run is None or agent.next_run > now:
+            try:
+                with transaction.atomic():
+                    CycleRun.objects.create(
+                        agent=agent,
+                        trigger=RunTrigger.SCHEDULE,
+                        slot=slot,
+                        status=RunStatus.SKIPPED,
+                        queued_at=now,
+                        finished_at=now,
+                        error_message=f"Scheduled cycle skipped: agent is {agent.state}",
+                    )
+            except IntegrityError:
+                return None  # this slot was already recorded: a second delivery
+        elif (
+            agent.next_run is None
+            or agent.next_run > now
+            or (slot is not None and slot < agent.next_run)  # that slot was already handled
+        ):
             return None
         else:
             slot = agent.next_run
