@@ -24,7 +24,8 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     database = settings.DATABASES["default"]
     if database["ENGINE"].endswith("sqlite3"):
         test_settings = database.setdefault("TEST", {})
-        test_settings.setdefault("NAME", str(Path(settings.BASE_DIR) / "db.sqlite3.test"))
+        if not test_settings.get("NAME"):  # Django fills the key in with None
+            test_settings["NAME"] = str(Path(settings.BASE_DIR) / "db.sqlite3.test")
 
 
 def pytest_collection_modifyitems(config, items):

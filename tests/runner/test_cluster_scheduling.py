@@ -16,7 +16,8 @@ from datetime import timedelta
 import pytest
 from django.db import connection, transaction
 from django.utils import timezone
-from django_q.models import Schedule
+from django_q.conf import Conf
+from django_q.models import OrmQ, Schedule
 from django_q.tasks import async_task
 
 from runner import scheduling, selectors, services
@@ -85,14 +86,17 @@ def assert_none_running(agent):
 
 
 @pytest.mark.parametrize("broker", ["orm", "redis"])
-def test_start_runs_at_once_then_on_the_next_slot(procs, broker):
+def test_start_runs_at_once_then_on_the_next_slot(procs, broker, monkeypatch):
     if broker == "redis":
         if not redis_available():
             pytest.skip("Redis is not running on 127.0.0.1:6379")
-        procs.env["REDIS_URL"] = REDIS_URL
         import redis
 
         redis.Redis.from_url(REDIS_URL).flushdb()
+        procs.env["REDIS_URL"] = REDIS_URL
+        # django-q2 read its settings at import: switch this process's broker the same way.
+        monkeypatch.setattr(Conf, "ORM", None)
+        monkeypatch.setattr(Conf, "REDIS", REDIS_URL)
     procs.start_cluster()
     procs.start_dispatcher()
     agent = AgentFactory(kind="test-ok", interval_minutes=1, parameters={"value": 3})
@@ -120,6 +124,8 @@ def test_start_runs_at_once_then_on_the_next_slot(procs, broker):
     assert second.started_at - slot < timedelta(seconds=2), procs.all_output()
     time.sleep(0.5)
     assert CycleRun.objects.filter(agent=agent).count() == 2  # no duplicate run of either slot
+    if broker == "redis":
+        assert not OrmQ.objects.exists(), "with REDIS_URL no task goes through the database"
 
 
 # --- stop and pause during a cycle ------------------------------------------------------------------
