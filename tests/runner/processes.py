@@ -81,9 +81,7 @@ class Processes:
 
     def start_cluster(self, name="cluster") -> subprocess.Popen:
         proc = self._start(name, "qcluster")
-        wait_for(
-            lambda: self._ready(proc, "running."), timeout=30, message=f"{name} to start"
-        )
+        wait_for(lambda: self._ready(proc, "running."), timeout=30, message=f"{name} to start")
         return proc
 
     def start_dispatcher(self, name="dispatcher") -> subprocess.Popen:

@@ -270,8 +270,7 @@ def test_three_clusters_never_overlap_one_agent_and_run_each_slot_at_most_once(p
     procs.start_dispatcher("dispatcher-a")
     procs.start_dispatcher("dispatcher-b")
     agents = [
-        AgentFactory(kind="test-slow", parameters={"seconds": 0.3, "step": 0.05})
-        for _ in range(4)
+        AgentFactory(kind="test-slow", parameters={"seconds": 0.3, "step": 0.05}) for _ in range(4)
     ]
     for agent in agents:
         services.agent_start(agent=agent, actor=ACTOR)
