@@ -6,6 +6,7 @@ see tests/conftest.py), a short lease, and its own process group so teardown can
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -107,10 +108,8 @@ class Processes:
 
     def stop_all(self):
         for proc, _ in self.procs:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         for proc, _ in self.procs:
             proc.wait(timeout=10)
             proc.log_file.close()
