@@ -22,7 +22,7 @@ from django.utils.dateparse import parse_datetime
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
-from runner.models import Agent, AgentState, CycleRun
+from runner.models import Agent, AgentState, CycleRun, RunStatus, RunTrigger
 
 logger = logging.getLogger(__name__)
 
@@ -144,9 +144,9 @@ def dispatch_due_slots(*, now=None) -> list[tuple[int, datetime]]:
 
 def redispatch_overdue(*, now=None, grace_seconds, already_sent: set) -> int:
     """Send again any slot whose task was taken but never claimed (lost in a crashed cluster or a
-    broker outage): the agent is running, its `next_run` passed more than `grace_seconds` ago, and
-    its Schedule has already moved on. `already_sent` remembers (agent, slot) so each is resent
-    once per dispatcher; a resend that meets a live task is a no-op."""
+    broker outage): the agent is running and its `next_run` passed more than `grace_seconds` ago.
+    Likewise manual runs still queued after `grace_seconds`. `already_sent` remembers what was
+    resent, so each is resent once per dispatcher; a resend that meets a live task is a no-op."""
     now = now or timezone.now()
     overdue = Agent.objects.filter(
         state=AgentState.RUNNING, next_run__lt=now - timedelta(seconds=grace_seconds)
@@ -160,6 +160,20 @@ def redispatch_overdue(*, now=None, grace_seconds, already_sent: set) -> int:
         async_task(
             SCHEDULED_TASK, agent_id, slot=slot.isoformat(), group=f"{SCHEDULE_PREFIX}{agent_id}"
         )
+        sent += 1
+    # Manual runs sent to the cluster but still queued (CLI runs are claimed by their own process
+    # and never sent). A resend is harmless: only a run still `queued` can be claimed.
+    stale = CycleRun.objects.filter(
+        status=RunStatus.QUEUED,
+        trigger=RunTrigger.MANUAL,
+        queued_at__lt=now - timedelta(seconds=grace_seconds),
+    ).exclude(task_id="")
+    for run_id in stale.values_list("pk", flat=True):
+        if ("run", run_id) in already_sent:
+            continue
+        already_sent.add(("run", run_id))
+        logger.warning("manual run %s is still queued; queueing it again", run_id)
+        async_task(QUEUED_TASK, run_id)
         sent += 1
     return sent
 

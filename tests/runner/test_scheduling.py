@@ -147,14 +147,25 @@ def test_django_q_scheduler_alone_runs_the_slot_it_was_given(monkeypatch, q_sche
     assert run.task_id
 
 
-def test_overdue_slots_are_sent_again_once():
+def test_overdue_slots_and_stale_manual_runs_are_sent_again_once():
     agent = AgentFactory(state=AgentState.RUNNING, interval_minutes=60)
     agent.next_run = timezone.now() - timedelta(seconds=30)
     agent.save()
+    old = timezone.now() - timedelta(seconds=30)
+    manual = CycleRun.objects.create(
+        agent=AgentFactory(), trigger="manual", status="queued", queued_at=old, task_id="lost"
+    )
+    # a CLI run is claimed by its own process, never by the cluster
+    CycleRun.objects.create(agent=AgentFactory(), trigger="cli", status="queued", queued_at=old)
     sent = set()
-    assert scheduling.redispatch_overdue(grace_seconds=10, already_sent=sent) == 1
+    assert scheduling.redispatch_overdue(grace_seconds=10, already_sent=sent) == 2
     assert scheduling.redispatch_overdue(grace_seconds=10, already_sent=sent) == 0
-    assert len(queued_tasks()) == 1
+    assert sorted(queued_tasks()) == sorted(
+        [
+            (scheduling.SCHEDULED_TASK, (agent.pk,), agent.next_run.isoformat()),
+            (scheduling.QUEUED_TASK, (manual.pk,), None),
+        ]
+    )
 
 
 def test_reaper_schedule_is_kept_once():
