@@ -80,19 +80,35 @@ class Processes:
         self.procs.append((proc, log_path))
         return proc
 
-    def start_cluster(self, name="cluster") -> subprocess.Popen:
+    def start_cluster(self, name="cluster", *, wait=True) -> subprocess.Popen:
         proc = self._start(name, "qcluster")
-        wait_for(lambda: self._ready(proc, "running."), timeout=30, message=f"{name} to start")
+        proc.ready_marker = "running."
+        if wait:
+            self.wait_ready()
         return proc
 
-    def start_dispatcher(self, name="dispatcher") -> subprocess.Popen:
+    def start_dispatcher(self, name="dispatcher", *, wait=True) -> subprocess.Popen:
         proc = self._start(name, "rundispatcher")
-        wait_for(
-            lambda: self._ready(proc, "dispatcher running"),
-            timeout=30,
-            message=f"{name} to start",
-        )
+        proc.ready_marker = "dispatcher running"
+        if wait:
+            self.wait_ready()
         return proc
+
+    def start_all(self, clusters=1, dispatchers=1):
+        """Start clusters and dispatchers side by side, then wait until every one is up."""
+        for i in range(clusters):
+            self.start_cluster(f"cluster-{i}", wait=False)
+        for i in range(dispatchers):
+            self.start_dispatcher(f"dispatcher-{i}", wait=False)
+        self.wait_ready()
+
+    def wait_ready(self):
+        for proc, _ in self.procs:
+            wait_for(
+                lambda proc=proc: self._ready(proc, proc.ready_marker),
+                timeout=60,
+                message=f"{proc.log_path.stem} to start",
+            )
 
     def _ready(self, proc, marker):
         if proc.poll() is not None:

@@ -97,8 +97,7 @@ def test_start_runs_at_once_then_on_the_next_slot(procs, broker, monkeypatch):
         # django-q2 read its settings at import: switch this process's broker the same way.
         monkeypatch.setattr(Conf, "ORM", None)
         monkeypatch.setattr(Conf, "REDIS", REDIS_URL)
-    procs.start_cluster()
-    procs.start_dispatcher()
+    procs.start_all()
     agent = AgentFactory(kind="test-ok", interval_minutes=1, parameters={"value": 3})
 
     started = timezone.now()
@@ -132,8 +131,7 @@ def test_start_runs_at_once_then_on_the_next_slot(procs, broker, monkeypatch):
 
 
 def test_stop_cancels_at_next_checkpoint_and_pause_lets_the_cycle_finish(procs):
-    procs.start_cluster()
-    procs.start_dispatcher()
+    procs.start_all()
     stopped = AgentFactory(kind="test-slow", parameters={"seconds": 30, "step": 0.05})
     paused = AgentFactory(kind="test-slow", parameters={"seconds": 1.5, "step": 0.05})
     services.agent_start(agent=stopped, actor=ACTOR)
@@ -176,8 +174,7 @@ def test_stop_cancels_at_next_checkpoint_and_pause_lets_the_cycle_finish(procs):
 
 @pytest.mark.postgres
 def test_kill_9_of_the_worker_is_reaped_within_the_lease_and_the_next_cycle_runs(procs):
-    procs.start_cluster()
-    procs.start_dispatcher()
+    procs.start_all()
     agent = AgentFactory(kind="test-slow", parameters={"seconds": 60}, timeout_seconds=120)
     services.agent_start(agent=agent, actor=ACTOR)
     running = wait_for(lambda: run_of(agent, status="running"), timeout=10, message="cycle")
@@ -202,8 +199,7 @@ def test_kill_9_of_the_worker_is_reaped_within_the_lease_and_the_next_cycle_runs
 
 @pytest.mark.postgres
 def test_a_sigstopped_worker_resumed_after_its_lease_expired_cannot_write(procs):
-    procs.start_cluster()
-    procs.start_dispatcher()
+    procs.start_all()
     # One long sleep between checkpoints: once resumed the agent returns success at once, and
     # only the fencing token stands between that stale result and the database.
     agent = AgentFactory(kind="test-slow", parameters={"seconds": 3.5, "step": 3.5})
@@ -230,8 +226,7 @@ def test_a_sigstopped_worker_resumed_after_its_lease_expired_cannot_write(procs)
 
 @pytest.mark.postgres
 def test_the_runner_recovers_when_the_database_kills_its_connections(procs):
-    procs.start_cluster()
-    procs.start_dispatcher()
+    procs.start_all()
     agent = AgentFactory(kind="test-slow", parameters={"seconds": 1.5, "step": 0.05})
     services.agent_start(agent=agent, actor=ACTOR)
     hit = wait_for(lambda: run_of(agent, status="running"), timeout=10, message="cycle")
@@ -265,10 +260,7 @@ def test_the_runner_recovers_when_the_database_kills_its_connections(procs):
 
 @pytest.mark.postgres
 def test_three_clusters_never_overlap_one_agent_and_run_each_slot_at_most_once(procs):
-    for name in ("cluster-a", "cluster-b", "cluster-c"):
-        procs.start_cluster(name)
-    procs.start_dispatcher("dispatcher-a")
-    procs.start_dispatcher("dispatcher-b")
+    procs.start_all(clusters=3, dispatchers=2)
     agents = [
         AgentFactory(kind="test-slow", parameters={"seconds": 0.3, "step": 0.05}) for _ in range(4)
     ]
@@ -319,8 +311,7 @@ def test_three_clusters_never_overlap_one_agent_and_run_each_slot_at_most_once(p
 
 
 def test_breaker_trips_to_error_and_no_further_cycles_run(procs):
-    procs.start_cluster()
-    procs.start_dispatcher()
+    procs.start_all()
     agent = AgentFactory(kind="test-fail", max_consecutive_failures=2)
     services.agent_start(agent=agent, actor=ACTOR)
     wait_for(lambda: finished(agent, 1), timeout=10, message="the first failure")
