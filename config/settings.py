@@ -140,12 +140,15 @@ LLM_MODEL = env.str("LLM_MODEL", default="")
 # cycle always stops itself first, and `retry` sits above the timeout so a task is never
 # redelivered while it is still running.
 RUNNER_MAX_TIMEOUT_SECONDS = 3600
+# Each cycle task carries its own django-q2 timeout: the agent's timeout_seconds plus this margin,
+# so a cycle that ignores its deadline is killed long before the cluster-wide ceiling.
+RUNNER_HARD_TIMEOUT_MARGIN_SECONDS = env.int("RUNNER_HARD_TIMEOUT_MARGIN_SECONDS", default=60)
 REDIS_URL = env.str("REDIS_URL", default="")
 Q_CLUSTER = {
     "name": "agent-runner",
     "workers": env.int("Q_WORKERS", default=2),
-    "timeout": RUNNER_MAX_TIMEOUT_SECONDS + 60,
-    "retry": RUNNER_MAX_TIMEOUT_SECONDS + 120,
+    "timeout": RUNNER_MAX_TIMEOUT_SECONDS + RUNNER_HARD_TIMEOUT_MARGIN_SECONDS,
+    "retry": RUNNER_MAX_TIMEOUT_SECONDS + RUNNER_HARD_TIMEOUT_MARGIN_SECONDS + 60,
     "max_attempts": 1,
     "ack_failures": True,
     "catch_up": False,

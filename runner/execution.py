@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
+from django_q.exceptions import TimeoutException
 
 from runner import registry, services
 from runner.errors import AgentLoadError, CycleStop, LeaseLost
@@ -104,6 +105,20 @@ def execute_claim(claim: services.Claim) -> CycleRun:
     heartbeat.start()
     try:
         outcome = _run_agent(run, claim.token, log, heartbeat)
+    except TimeoutException:
+        # django-q2's hard timeout (SIGALRM, a SystemExit) ended a cycle that ignored its own
+        # deadline: record it now rather than when the lease runs out, then let django-q2
+        # replace this worker process.
+        heartbeat.stop()
+        log.error("django-q2 stopped the cycle at its hard timeout")
+        hard_stop = services.Outcome(
+            status=RunStatus.TIMED_OUT,
+            error_type="HardTimeout",
+            error_message="The cycle ignored its deadline and was stopped by django-q2's timeout",
+            log_lines=log.stored_lines(),
+        )
+        _finish(run.pk, claim.token, hard_stop)
+        raise
     finally:
         heartbeat.stop()
     outcome.log_lines = log.stored_lines()

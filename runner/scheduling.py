@@ -13,9 +13,11 @@ a state change before it is committed.
 
 from __future__ import annotations
 
+import ast
 import logging
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -39,6 +41,12 @@ def schedule_name(agent):
     return f"{SCHEDULE_PREFIX}{agent.pk}"
 
 
+def task_options(timeout_seconds) -> dict:
+    """django-q2 options of one cycle task: its hard timeout sits above the cycle's own deadline
+    (`timeout_seconds`), so the cycle stops itself first and django-q2 only kills a hung one."""
+    return {"timeout": int(timeout_seconds) + settings.RUNNER_HARD_TIMEOUT_MARGIN_SECONDS}
+
+
 def sync_schedule(agent):
     """Create, update or remove the agent's Schedule row to match its state and next run."""
     name = schedule_name(agent)
@@ -53,6 +61,8 @@ def sync_schedule(agent):
                 "next_run": agent.next_run,
                 "repeats": -1,
                 "intended_date_kwarg": SLOT_KWARG,
+                # django-q2's scheduler passes these q_options on to the task it queues
+                "kwargs": repr({"q_options": task_options(agent.timeout_seconds)}),
             },
         )
     else:
@@ -77,19 +87,24 @@ def enqueue_scheduled_cycle(agent):
     Schedule.objects.filter(name=schedule_name(agent)).update(
         next_run=slot + timedelta(minutes=agent.interval_minutes)
     )
-    agent_id = agent.pk
+    agent_id, options = agent.pk, task_options(agent.timeout_seconds)
     transaction.on_commit(
         lambda: async_task(
-            SCHEDULED_TASK, agent_id, slot=slot.isoformat(), group=f"{SCHEDULE_PREFIX}{agent_id}"
+            SCHEDULED_TASK,
+            agent_id,
+            slot=slot.isoformat(),
+            group=f"{SCHEDULE_PREFIX}{agent_id}",
+            q_options=options,
         )
     )
 
 
-def enqueue_queued_run(run_id):
+def enqueue_queued_run(run_id, *, timeout_seconds=None):
     """Queue a run that already exists with status `queued` once the transaction commits."""
+    options = task_options(timeout_seconds) if timeout_seconds is not None else {}
 
     def _send():
-        task_id = async_task(QUEUED_TASK, run_id)
+        task_id = async_task(QUEUED_TASK, run_id, q_options=options)
         CycleRun.objects.filter(pk=run_id, task_id="").update(task_id=task_id or "")
 
     transaction.on_commit(_send)
@@ -126,17 +141,24 @@ def dispatch_due_slots(*, now=None) -> list[tuple[int, datetime]]:
     due = list(
         agent_schedules()
         .filter(next_run__lte=now)
-        .values_list("pk", "name", "args", "next_run", "minutes")
+        .values_list("pk", "name", "args", "next_run", "minutes", "kwargs")
     )
     sent = []
-    for pk, name, args, slot, minutes in due:
+    for pk, name, args, slot, minutes, kwargs in due:
+        options = ast.literal_eval(kwargs).get("q_options", {}) if kwargs else {}
         with transaction.atomic():
             taken = Schedule.objects.filter(pk=pk, next_run=slot).update(
                 next_run=_slot_after(slot, minutes, now)
             )
             if taken:
                 agent_id = int(args)
-                task_id = async_task(SCHEDULED_TASK, agent_id, slot=slot.isoformat(), group=name)
+                task_id = async_task(
+                    SCHEDULED_TASK,
+                    agent_id,
+                    slot=slot.isoformat(),
+                    group=name,
+                    q_options=options,
+                )
                 Schedule.objects.filter(pk=pk).update(task=task_id)
                 sent.append((agent_id, slot))
     return sent
@@ -150,15 +172,19 @@ def redispatch_overdue(*, now=None, grace_seconds, already_sent: set) -> int:
     now = now or timezone.now()
     overdue = Agent.objects.filter(
         state=AgentState.RUNNING, next_run__lt=now - timedelta(seconds=grace_seconds)
-    ).values_list("pk", "next_run")
+    ).values_list("pk", "next_run", "timeout_seconds")
     sent = 0
-    for agent_id, slot in overdue:
+    for agent_id, slot, timeout_seconds in overdue:
         if (agent_id, slot) in already_sent:
             continue
         already_sent.add((agent_id, slot))
         logger.warning("agent %s slot %s is overdue; queueing it again", agent_id, slot)
         async_task(
-            SCHEDULED_TASK, agent_id, slot=slot.isoformat(), group=f"{SCHEDULE_PREFIX}{agent_id}"
+            SCHEDULED_TASK,
+            agent_id,
+            slot=slot.isoformat(),
+            group=f"{SCHEDULE_PREFIX}{agent_id}",
+            q_options=task_options(timeout_seconds),
         )
         sent += 1
     # Manual runs sent to the cluster but still queued (CLI runs are claimed by their own process
@@ -168,12 +194,12 @@ def redispatch_overdue(*, now=None, grace_seconds, already_sent: set) -> int:
         trigger=RunTrigger.MANUAL,
         queued_at__lt=now - timedelta(seconds=grace_seconds),
     ).exclude(task_id="")
-    for run_id in stale.values_list("pk", flat=True):
+    for run_id, timeout_seconds in stale.values_list("pk", "agent__timeout_seconds"):
         if ("run", run_id) in already_sent:
             continue
         already_sent.add(("run", run_id))
         logger.warning("manual run %s is still queued; queueing it again", run_id)
-        async_task(QUEUED_TASK, run_id)
+        async_task(QUEUED_TASK, run_id, q_options=task_options(timeout_seconds))
         sent += 1
     return sent
 

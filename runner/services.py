@@ -319,7 +319,7 @@ def agent_run_once(
         )
         change.result = run
         if enqueue:
-            scheduling.enqueue_queued_run(run.pk)
+            scheduling.enqueue_queued_run(run.pk, timeout_seconds=locked.timeout_seconds)
 
     return _control(
         agent=agent, action=AuditAction.RUN_ONCE, actor=actor, reason=reason, now=now, apply=apply

@@ -169,6 +169,34 @@ def test_stop_cancels_at_next_checkpoint_and_pause_lets_the_cycle_finish(procs):
     assert paused.state == AgentState.PAUSED
 
 
+# --- deadlines ------------------------------------------------------------------------------------
+
+
+def test_a_cycle_that_ignores_its_deadline_is_stopped_by_the_django_q_timeout(procs, settings):
+    # The hard timeout is the agent's timeout_seconds plus this margin, set where tasks are queued
+    # (here, and in the dispatcher) and so carried by each task to the cluster.
+    settings.RUNNER_HARD_TIMEOUT_MARGIN_SECONDS = 2
+    procs.env["RUNNER_HARD_TIMEOUT_MARGIN_SECONDS"] = "2"
+    procs.start_all()
+    # One checkpoint, then a 60 s sleep that never looks at the 1 s deadline.
+    agent = AgentFactory(
+        kind="test-slow", parameters={"seconds": 60, "step": 60}, timeout_seconds=1
+    )
+    services.agent_start(agent=agent, actor=ACTOR)
+    wait_for(lambda: run_of(agent, status="running"), timeout=10, message="cycle")
+    ended = wait_for(lambda: run_of(agent, status="timed_out"), timeout=10, message="hard stop")
+    assert ended.error_type == "HardTimeout"
+    assert ended.finished_at - ended.started_at < timedelta(seconds=1 + 2 + 1.5)
+    wait_for(lambda: "reincarnated worker" in procs.all_output(), timeout=5, message="new worker")
+
+    services.agent_update_config(
+        agent=agent, values={"parameters": {"seconds": 0.1, "step": 0.05}}, actor=ACTOR
+    )
+    make_due(agent, timezone.now())
+    wait_for(lambda: run_of(agent, status="succeeded"), timeout=10, message="next cycle")
+    assert_none_running(agent)
+
+
 # --- crashes, zombies and lost connections (PostgreSQL) ---------------------------------------------
 
 
@@ -238,11 +266,14 @@ def test_the_runner_recovers_when_the_database_kills_its_connections(procs):
         )
         (terminated,) = cursor.fetchone()
     assert terminated >= 1
-    wait_for(
-        lambda: CycleRun.objects.get(pk=hit.pk).status != RunStatus.RUNNING,
+    settled = wait_for(
+        lambda: CycleRun.objects.filter(pk=hit.pk).exclude(status=RunStatus.RUNNING).first(),
         timeout=LEASE_SECONDS * 3,
         message="the interrupted cycle to settle",
     )
+    # Its next checkpoint found the connection dead, reconnected, and the cycle carried on.
+    assert "lost its connection; reconnecting" in procs.all_output()
+    assert settled.status == RunStatus.SUCCEEDED, settled.error_message
 
     services.agent_update_config(agent=agent, values={"parameters": {"seconds": 0.1}}, actor=ACTOR)
     make_due(agent, timezone.now())
