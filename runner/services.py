@@ -532,13 +532,15 @@ def _begin_run(agent, run_values, *, now, worker, task_id, existing_run_id=None)
 
 def cycle_claim_queued(*, run_id, worker, task_id="", now=None) -> Claim:
     """Claim a queued (manual or CLI) run. Refused runs are marked `skipped` with the reason."""
-    now = now or timezone.now()
     run = CycleRun.objects.filter(pk=run_id).only("agent_id", "status").first()
     if run is None:
         raise ClaimRefused(f"Run {run_id} does not exist")
     refusal = None
     with transaction.atomic():
         agent = _lock_agent_for_claim(run.agent_id)
+        # "now" is read once the lock is held, so this run cannot start before the previous
+        # one's recorded finish (the lock may have been waited for).
+        now = now or timezone.now()
         _reap_agent(agent, now)
         if CycleRun.objects.filter(agent=agent, status=RunStatus.RUNNING).exists():
             refusal = ClaimRefused("Another cycle of this agent is in flight", state=agent.state)
@@ -563,10 +565,10 @@ def cycle_claim_scheduled(*, agent_id, worker, task_id="", now=None, slot=None) 
     paused, stopped, or a cycle still in flight) is recorded once as a `skipped` run with the
     reason, so every slot leaves one trace.
     """
-    now = now or timezone.now()
     refusal = None
     with transaction.atomic():
         agent = _lock_agent_for_claim(agent_id)
+        now = now or timezone.now()  # read under the lock, as in cycle_claim_queued
         _reap_agent(agent, now)
         if agent.state != AgentState.RUNNING:
             refusal = ClaimRefused(f"Agent is {agent.state}", state=agent.state)

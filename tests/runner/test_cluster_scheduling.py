@@ -318,13 +318,15 @@ def test_three_clusters_never_overlap_one_agent_and_run_each_slot_at_most_once(p
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            SELECT count(*) FROM runner_cyclerun a JOIN runner_cyclerun b
+            SELECT a.id, a.status, a.started_at, a.finished_at,
+                   b.id, b.status, b.started_at, b.finished_at
+            FROM runner_cyclerun a JOIN runner_cyclerun b
               ON a.agent_id = b.agent_id AND a.id < b.id
             WHERE a.started_at IS NOT NULL AND b.started_at IS NOT NULL
               AND a.started_at < b.finished_at AND b.started_at < a.finished_at
             """
         )
-        assert cursor.fetchone() == (0,), "two runs of one agent overlapped in time"
+        assert cursor.fetchall() == [], "two runs of one agent overlapped in time"
         cursor.execute(
             "SELECT count(*) FROM (SELECT agent_id, slot FROM runner_cyclerun "
             "WHERE slot IS NOT NULL GROUP BY agent_id, slot HAVING count(*) > 1) dup"
