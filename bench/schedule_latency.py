@@ -9,8 +9,9 @@ measures, in the same run:
 
 1. slot -> start delay of N scheduled cycles with the dispatcher (median, p95), against the same
    delay with django-q2's own scheduler alone (which passes about every 30 s), as a ratio;
-2. the runner's own cost per cycle (claim, lease, heartbeat thread, fenced finish, counters) against
-   calling the same agent directly, in this process, as a ratio; and the end-to-end cycle in the
+2. the runner's own cost per cycle (queued run and audit event, claim and lease, heartbeat thread,
+   fenced finish and counters: what `runagent --once` does) against calling the same agent
+   directly, in this process, as a ratio; and the end-to-end cycle in the
    cluster (queued task -> recorded finish) against the direct call.
 
 The given PostgreSQL database is dropped and created afresh, so never point it at real data.
@@ -282,7 +283,8 @@ def main():
     cluster_ms = statistics.median(e2e) * 1000
     print(f"direct agent call: median {direct_ms:.1f} ms")
     print(
-        f"runner cycle in-process (claim + lease + heartbeat + fenced finish): median "
+        f"runner cycle in-process (run-once record + audit, claim + lease, heartbeat thread, "
+        f"fenced finish + counters): median "
         f"{runner_ms:.1f} ms -> overhead {runner_ms - direct_ms:.1f} ms, "
         f"ratio {runner_ms / direct_ms:.2f}x"
     )
