@@ -591,6 +591,15 @@ def cycle_claim_scheduled(*, agent_id, worker, task_id="", now=None, slot=None) 
             or (slot is not None and slot < agent.next_run)  # that slot was already handled
         ):
             return None
+        elif CycleRun.objects.filter(
+            agent=agent, status=RunStatus.RUNNING, cancel_requested=True
+        ).exists():
+            # A stopped cycle is still winding down (stop, then start at once): look again
+            # shortly rather than skipping this slot and waiting a whole interval.
+            agent.next_run = now + _winding_down_retry()
+            agent.save(update_fields=["next_run", "updated_at"])
+            scheduling.sync_schedule(agent)
+            return None
         else:
             slot = agent.next_run
             interval = timedelta(minutes=agent.interval_minutes)
@@ -619,6 +628,10 @@ def cycle_claim_scheduled(*, agent_id, worker, task_id="", now=None, slot=None) 
                     task_id=task_id,
                 )
     raise refusal
+
+
+def _winding_down_retry():
+    return timedelta(seconds=max(settings.RUNNER_LEASE_SECONDS / 3, 1))
 
 
 def cycle_heartbeat(*, run_id, token, now=None):
