@@ -236,9 +236,10 @@ def test_a_sigstopped_worker_resumed_after_its_lease_expired_cannot_write(procs)
     procs.start_all()
     # One long sleep between checkpoints: once resumed the agent returns success at once, and
     # only the fencing token stands between that stale result and the database.
-    agent = AgentFactory(kind="test-slow", parameters={"seconds": 3.5, "step": 3.5})
+    agent = AgentFactory(kind="test-slow", parameters={"seconds": 4, "step": 4})
     services.agent_start(agent=agent, actor=ACTOR)
     running = wait_for(lambda: run_of(agent, status="running"), timeout=10, message="cycle")
+    time.sleep(0.5)  # past its one checkpoint, into the long sleep
     pid = worker_pid(running)
     os.kill(pid, signal.SIGSTOP)
     try:
