@@ -146,6 +146,8 @@ RUNNER_QUEUED_RUN_TTL_SECONDS = env.int("RUNNER_QUEUED_RUN_TTL_SECONDS", default
 RUNNER_RUN_LOG_LINES = env.int("RUNNER_RUN_LOG_LINES", default=500)
 # Extra fields for the seed-compatible status: dotted paths of callables f(agent) -> dict.
 RUNNER_STATUS_EXTRAS = ["agents.status.forecast_totals"]
+# `manage.py rundispatcher` sleeps until the next slot, or at most this long (new schedules).
+RUNNER_DISPATCH_POLL_SECONDS = env.float("RUNNER_DISPATCH_POLL_SECONDS", default=0.5)
 # The environment is the ceiling on trading: agents can only be `live` when this says `live`.
 TRADING_MODE = env.str("TRADING_MODE", default="dry_run")
 if TRADING_MODE not in ("dry_run", "live"):
@@ -167,16 +169,22 @@ LLM_MODEL = env.str("LLM_MODEL", default="")
 # cycle always stops itself first, and `retry` sits above the timeout so a task is never
 # redelivered while it is still running.
 RUNNER_MAX_TIMEOUT_SECONDS = 3600
+# Each cycle task carries its own django-q2 timeout: the agent's timeout_seconds plus this margin,
+# so a cycle that ignores its deadline is killed long before the cluster-wide ceiling.
+RUNNER_HARD_TIMEOUT_MARGIN_SECONDS = env.int("RUNNER_HARD_TIMEOUT_MARGIN_SECONDS", default=60)
 REDIS_URL = env.str("REDIS_URL", default="")
 Q_CLUSTER = {
     "name": "agent-runner",
     "workers": env.int("Q_WORKERS", default=2),
-    "timeout": RUNNER_MAX_TIMEOUT_SECONDS + 60,
-    "retry": RUNNER_MAX_TIMEOUT_SECONDS + 120,
+    "timeout": RUNNER_MAX_TIMEOUT_SECONDS + RUNNER_HARD_TIMEOUT_MARGIN_SECONDS,
+    "retry": RUNNER_MAX_TIMEOUT_SECONDS + RUNNER_HARD_TIMEOUT_MARGIN_SECONDS + 60,
     "max_attempts": 1,
     "ack_failures": True,
     "catch_up": False,
     "save_limit": 1000,
+    # Each cluster takes at most one task ahead of its free workers, so a busy cluster does not
+    # sit on due cycles (for `retry` seconds if it dies) while another cluster is idle.
+    "queue_limit": 1,
     "label": "Task queue",
     "poll": 0.2,
 }

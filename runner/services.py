@@ -248,7 +248,7 @@ def agent_start(*, agent, actor: Actor, reason="", now=None):
         locked.next_run = now
         locked.paused_next_run = None
         _save_state(locked, "state", "consecutive_failures", "next_run", "paused_next_run")
-        scheduling.enqueue_scheduled_cycle(locked.pk)
+        scheduling.enqueue_scheduled_cycle(locked)
 
     return _control(
         agent=agent, action=AuditAction.START, actor=actor, reason=reason, now=now, apply=apply
@@ -302,7 +302,7 @@ def agent_resume(*, agent, actor: Actor, reason="", now=None):
         locked.paused_next_run = None
         _save_state(locked, "state", "next_run", "paused_next_run")
         if locked.next_run <= now:
-            scheduling.enqueue_scheduled_cycle(locked.pk)
+            scheduling.enqueue_scheduled_cycle(locked)
 
     return _control(
         agent=agent, action=AuditAction.RESUME, actor=actor, reason=reason, now=now, apply=apply
@@ -341,7 +341,7 @@ def agent_run_once(
         )
         change.result = run
         if enqueue:
-            scheduling.enqueue_queued_run(run.pk)
+            scheduling.enqueue_queued_run(run.pk, timeout_seconds=locked.timeout_seconds)
 
     return _control(
         agent=agent, action=AuditAction.RUN_ONCE, actor=actor, reason=reason, now=now, apply=apply
@@ -554,13 +554,15 @@ def _begin_run(agent, run_values, *, now, worker, task_id, existing_run_id=None)
 
 def cycle_claim_queued(*, run_id, worker, task_id="", now=None) -> Claim:
     """Claim a queued (manual or CLI) run. Refused runs are marked `skipped` with the reason."""
-    now = now or timezone.now()
     run = CycleRun.objects.filter(pk=run_id).only("agent_id", "status").first()
     if run is None:
         raise ClaimRefused(f"Run {run_id} does not exist")
     refusal = None
     with transaction.atomic():
         agent = _lock_agent_for_claim(run.agent_id)
+        # "now" is read once the lock is held, so this run cannot start before the previous
+        # one's recorded finish (the lock may have been waited for).
+        now = now or timezone.now()
         _reap_agent(agent, now)
         if CycleRun.objects.filter(agent=agent, status=RunStatus.RUNNING).exists():
             refusal = ClaimRefused("Another cycle of this agent is in flight", state=agent.state)
@@ -576,29 +578,49 @@ def cycle_claim_queued(*, run_id, worker, task_id="", now=None) -> Claim:
     return claim
 
 
-def cycle_claim_scheduled(*, agent_id, worker, task_id="", now=None) -> Claim | None:
+def cycle_claim_scheduled(*, agent_id, worker, task_id="", now=None, slot=None) -> Claim | None:
     """Claim the agent's due scheduled slot; None when nothing is due (a duplicate delivery).
 
-    Missed slots (the cluster was down) are folded into this one run and counted on it.
-    A due slot that cannot run (agent paused, stopped, or a cycle still in flight) is recorded
-    as a `skipped` run with the reason, so every slot leaves a trace.
+    `slot` is the slot the task was sent for: a slot older than the agent's `next_run` was
+    already run, skipped or folded, so its delivery is a no-op. Missed slots (the cluster was
+    down) are folded into this one run and counted on it. A due slot that cannot run (agent
+    paused, stopped, or a cycle still in flight) is recorded once as a `skipped` run with the
+    reason, so every slot leaves one trace.
     """
-    now = now or timezone.now()
     refusal = None
     with transaction.atomic():
         agent = _lock_agent_for_claim(agent_id)
+        now = now or timezone.now()  # read under the lock, as in cycle_claim_queued
         _reap_agent(agent, now)
         if agent.state != AgentState.RUNNING:
             refusal = ClaimRefused(f"Agent is {agent.state}", state=agent.state)
-            CycleRun.objects.create(
-                agent=agent,
-                trigger=RunTrigger.SCHEDULE,
-                status=RunStatus.SKIPPED,
-                queued_at=now,
-                finished_at=now,
-                error_message=f"Scheduled cycle skipped: agent is {agent.state}",
-            )
-        elif agent.next_run is None or agent.next_run > now:
+            try:
+                with transaction.atomic():
+                    CycleRun.objects.create(
+                        agent=agent,
+                        trigger=RunTrigger.SCHEDULE,
+                        slot=slot,
+                        status=RunStatus.SKIPPED,
+                        queued_at=now,
+                        finished_at=now,
+                        error_message=f"Scheduled cycle skipped: agent is {agent.state}",
+                    )
+            except IntegrityError:
+                return None  # this slot was already recorded: a second delivery
+        elif (
+            agent.next_run is None
+            or agent.next_run > now
+            or (slot is not None and slot < agent.next_run)  # that slot was already handled
+        ):
+            return None
+        elif CycleRun.objects.filter(
+            agent=agent, status=RunStatus.RUNNING, cancel_requested=True
+        ).exists():
+            # A stopped cycle is still winding down (stop, then start at once): look again
+            # shortly rather than skipping this slot and waiting a whole interval.
+            agent.next_run = now + _winding_down_retry()
+            agent.save(update_fields=["next_run", "updated_at"])
+            scheduling.sync_schedule(agent)
             return None
         else:
             slot = agent.next_run
@@ -628,6 +650,10 @@ def cycle_claim_scheduled(*, agent_id, worker, task_id="", now=None) -> Claim | 
                     task_id=task_id,
                 )
     raise refusal
+
+
+def _winding_down_retry():
+    return timedelta(seconds=max(settings.RUNNER_LEASE_SECONDS / 3, 1))
 
 
 def cycle_heartbeat(*, run_id, token, now=None):
