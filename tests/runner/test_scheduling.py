@@ -35,13 +35,13 @@ def schedule_of(agent):
 
 
 def queued_tasks():
-    """(func, args, slot) of every cycle task waiting in the ORM broker (not the reaper's)."""
+    """(func, args, slot) of every cycle task waiting in the ORM broker (not maintenance tasks)."""
     from django_q.signing import SignedPackage
 
     found = []
     for row in OrmQ.objects.order_by("id"):
         task = SignedPackage.loads(row.payload)
-        if task["func"] != scheduling.REAPER_TASK:
+        if task["func"] in (scheduling.SCHEDULED_TASK, scheduling.QUEUED_TASK):
             found.append((task["func"], task["args"], task["kwargs"].get("slot")))
     return found
 
