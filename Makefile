@@ -16,7 +16,7 @@ install: .env  ## Install uv if missing, then the locked dependencies into .venv
 		print('LOCAL_ADMIN_PASSWORD=' + secrets.token_urlsafe(12))" > .env
 	@echo "wrote .env with a new random DJANGO_SECRET_KEY"
 
-run: install  ## Migrate, create a local admin, serve on http://127.0.0.1:8000 with a qcluster
+run: install  ## Migrate, create a local admin, serve on http://127.0.0.1:8000 with a qcluster and the dispatcher (Procfile)
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(MANAGE) migrate --noinput
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(MANAGE) createlocaladmin
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(UV) run --frozen honcho start

@@ -1,10 +1,24 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from runner.admin_reports import agent_report_view
+from runner.api.reports import AgentReportView, AllAgentsReportView
+
 urlpatterns = [
+    # Reports (issue 7): ahead of the admin's catch-all and of any `api/` router include.
+    path(
+        "admin/runner/agent/<int:agent_id>/report/",
+        admin.site.admin_view(agent_report_view),
+        name="runner-agent-report",
+    ),
+    path("api/agents/<slug:slug>/report/", AgentReportView.as_view(), name="api-agent-report"),
+    path("api/reports/", AllAgentsReportView.as_view(), name="api-reports"),
     path("admin/", admin.site.urls),
     path("api/", include(("runner.api.urls", "api"))),
+    path("api/", include("agents.urls")),
+    path("", include("runner.ops_urls")),
 ]
 
+# JSON (not HTML) error pages for /api/ paths no view handled.
 handler404 = "runner.api.errors.not_found"
 handler500 = "runner.api.errors.server_error"

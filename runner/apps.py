@@ -1,7 +1,39 @@
+import logging
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+logger = logging.getLogger(__name__)
+
+
+def _ensure_watchdog_schedule(sender, using="default", **kwargs):
+    """After every `migrate`: make sure the watchdog's django-q2 schedule exists (idempotent)."""
+    from django.db import connections
+
+    from runner.monitoring import ensure_watchdog_schedule
+
+    if "django_q_schedule" in connections[using].introspection.table_names():
+        ensure_watchdog_schedule(using=using)
+
+
+def _worker_ready(sender, proc_name=None, **kwargs):
+    """A qcluster worker process started: record a heartbeat so /healthz sees the cluster at once
+    (the watchdog schedule then keeps it fresh every minute)."""
+    from runner.monitoring import record_heartbeat
+
+    try:
+        record_heartbeat()
+    except Exception:  # a database hiccup must not stop a worker from starting
+        logger.exception("could not record the worker heartbeat")
 
 
 class RunnerConfig(AppConfig):
     name = "runner"
     verbose_name = "Agent runner"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from django_q.signals import post_spawn
+
+        post_migrate.connect(_ensure_watchdog_schedule, sender=self)
+        post_spawn.connect(_worker_ready, dispatch_uid="runner.worker_ready")

@@ -16,11 +16,12 @@ import traceback as traceback_module
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import close_old_connections, connection
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
+from django_q.exceptions import TimeoutException
 
-from runner import registry, services
-from runner.errors import AgentLoadError, CycleStop
+from runner import logs, registry, services
+from runner.errors import AgentLoadError, CycleStop, LeaseLost
 from runner.models import CycleRun, RunStatus
 from runner.protocol import CycleContext
 
@@ -70,6 +71,10 @@ class Heartbeat(threading.Thread):
         self.lost = threading.Event()
 
     def run(self):
+        with logs.bind(run_id=self.run_id):  # a new thread starts with an empty log context
+            self._beat()
+
+    def _beat(self):
         try:
             while not self.stopped.wait(self.interval):
                 now = timezone.now()
@@ -97,6 +102,11 @@ class Heartbeat(threading.Thread):
 
 def execute_claim(claim: services.Claim) -> CycleRun:
     """Run a claimed cycle to its end and record the outcome (fenced by the claim's token)."""
+    with logs.bind(agent=claim.run.agent.slug, run_id=claim.run.pk):
+        return _execute_claim(claim)
+
+
+def _execute_claim(claim):
     run = claim.run
     agent = run.agent
     log = RunLog(run.pk, agent.slug, settings.RUNNER_RUN_LOG_LINES)
@@ -104,6 +114,20 @@ def execute_claim(claim: services.Claim) -> CycleRun:
     heartbeat.start()
     try:
         outcome = _run_agent(run, claim.token, log, heartbeat)
+    except TimeoutException:
+        # django-q2's hard timeout (SIGALRM, a SystemExit) ended a cycle that ignored its own
+        # deadline: record it now rather than when the lease runs out, then let django-q2
+        # replace this worker process.
+        heartbeat.stop()
+        log.error("django-q2 stopped the cycle at its hard timeout")
+        hard_stop = services.Outcome(
+            status=RunStatus.TIMED_OUT,
+            error_type="HardTimeout",
+            error_message="The cycle ignored its deadline and was stopped by django-q2's timeout",
+            log_lines=log.stored_lines(),
+        )
+        _finish(run.pk, claim.token, hard_stop)
+        raise
     finally:
         heartbeat.stop()
     outcome.log_lines = log.stored_lines()
@@ -146,10 +170,15 @@ def _run_agent(run, token, log, heartbeat):
 
     def checkpoint():
         if heartbeat.lost.is_set():
-            from runner.errors import LeaseLost
-
             raise LeaseLost("This worker no longer holds the run's lease")
-        services.cycle_checkpoint(run_id=run.pk, token=token)
+        try:
+            services.cycle_checkpoint(run_id=run.pk, token=token)
+        except (OperationalError, InterfaceError):
+            # The database dropped this connection (restart, failover, pg_terminate_backend):
+            # reconnect once rather than fail a cycle that is otherwise fine.
+            logger.warning("checkpoint of run %s lost its connection; reconnecting", run.pk)
+            connection.close()
+            services.cycle_checkpoint(run_id=run.pk, token=token)
 
     context = CycleContext(
         agent_slug=agent.slug,

@@ -1,22 +1,50 @@
-"""Keeps each agent's django-q2 work in step with its runner state.
+"""Keeps each agent's django-q2 work in step with its runner state, and dispatches due slots.
 
-Called by runner.services inside the transaction of every transition, so the schedule can never
-disagree with the state it was written beside. Cycles are queued with `transaction.on_commit`, so a
-worker never sees a run or a state change before it is committed.
+`sync_schedule` is called by runner.services inside the transaction of every transition, so the
+agent's `Schedule` row can never disagree with the state it was written beside. The Schedule row is
+also the dispatch token: whoever moves its `next_run` past a slot (django-q2's own scheduler, which
+passes about every 30 s, or our dispatcher, which wakes at the slot) is the one that queues it.
+A duplicate is harmless anyway: the task passes its slot, and the claim re-checks the agent's state
+and `next_run`, so a second delivery of a slot is a no-op (backed by unique (agent, slot)).
+
+Cycles queued by a transition go out with `transaction.on_commit`, so a worker never sees a run or
+a state change before it is committed.
 """
 
+from __future__ import annotations
+
+import ast
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
-from runner.models import AgentState
+from runner.models import Agent, AgentState, CycleRun, RunStatus, RunTrigger
+
+logger = logging.getLogger(__name__)
 
 SCHEDULED_TASK = "runner.tasks.run_scheduled_cycle"
 QUEUED_TASK = "runner.tasks.run_queued_cycle"
+REAPER_TASK = "runner.tasks.reap_expired_leases"
+SCHEDULE_PREFIX = "runner:agent:"
+REAPER_SCHEDULE_NAME = "runner:reap-expired-leases"
+# The slot is handed to the task under this keyword, by django-q2's scheduler and by ours alike.
+SLOT_KWARG = "slot"
 
 
 def schedule_name(agent):
-    return f"runner:agent:{agent.pk}"
+    return f"{SCHEDULE_PREFIX}{agent.pk}"
+
+
+def task_options(timeout_seconds) -> dict:
+    """django-q2 options of one cycle task: its hard timeout sits above the cycle's own deadline
+    (`timeout_seconds`), so the cycle stops itself first and django-q2 only kills a hung one."""
+    return {"timeout": int(timeout_seconds) + settings.RUNNER_HARD_TIMEOUT_MARGIN_SECONDS}
 
 
 def sync_schedule(agent):
@@ -32,24 +60,168 @@ def sync_schedule(agent):
                 "minutes": agent.interval_minutes,
                 "next_run": agent.next_run,
                 "repeats": -1,
+                "intended_date_kwarg": SLOT_KWARG,
+                # django-q2's scheduler passes these q_options on to the task it queues
+                "kwargs": repr({"q_options": task_options(agent.timeout_seconds)}),
             },
         )
     else:
         Schedule.objects.filter(name=name).delete()
 
 
-def enqueue_scheduled_cycle(agent_id):
-    """Queue the agent's due cycle once the current transaction commits."""
-    transaction.on_commit(lambda: async_task(SCHEDULED_TASK, agent_id))
+def _slot_after(slot: datetime, minutes: int, now: datetime) -> datetime:
+    """The first slot of this cadence after `now` (django-q2's rule with catch_up off)."""
+    interval = timedelta(minutes=minutes or 1)
+    if slot > now:
+        return slot
+    return slot + (int((now - slot) / interval) + 1) * interval
 
 
-def enqueue_queued_run(run_id):
+def enqueue_scheduled_cycle(agent):
+    """Queue the agent's due slot once the current transaction commits (start, resume).
+
+    The Schedule row moves on to the following slot in the same transaction, so neither the
+    dispatcher nor django-q2's scheduler sends this slot a second time.
+    """
+    slot = agent.next_run
+    Schedule.objects.filter(name=schedule_name(agent)).update(
+        next_run=slot + timedelta(minutes=agent.interval_minutes)
+    )
+    agent_id, options = agent.pk, task_options(agent.timeout_seconds)
+    transaction.on_commit(
+        lambda: async_task(
+            SCHEDULED_TASK,
+            agent_id,
+            slot=slot.isoformat(),
+            group=f"{SCHEDULE_PREFIX}{agent_id}",
+            q_options=options,
+        )
+    )
+
+
+def enqueue_queued_run(run_id, *, timeout_seconds=None):
     """Queue a run that already exists with status `queued` once the transaction commits."""
+    options = task_options(timeout_seconds) if timeout_seconds is not None else {}
 
     def _send():
-        from runner.models import CycleRun
-
-        task_id = async_task(QUEUED_TASK, run_id)
+        task_id = async_task(QUEUED_TASK, run_id, q_options=options)
         CycleRun.objects.filter(pk=run_id, task_id="").update(task_id=task_id or "")
 
     transaction.on_commit(_send)
+
+
+def parse_slot(value) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = parse_datetime(str(value))
+    if parsed is None:
+        raise ValueError(f"Not an ISO date-time slot: {value!r}")
+    return parsed
+
+
+# --- the dispatcher (manage.py rundispatcher) ---------------------------------------------------
+
+
+def agent_schedules():
+    return Schedule.objects.filter(name__startswith=SCHEDULE_PREFIX, func=SCHEDULED_TASK).exclude(
+        repeats=0
+    )
+
+
+def dispatch_due_slots(*, now=None) -> list[tuple[int, datetime]]:
+    """Queue every agent slot that is due now; returns the (agent id, slot) pairs this call sent.
+
+    Each slot is taken with a conditional update of its Schedule row (`next_run` still equal to
+    the slot), the same claim django-q2's ORM broker uses for tasks, so several dispatchers and
+    django-q2's scheduler never send one slot twice. With the ORM broker the task row is written
+    in that same transaction; with Redis it is sent before commit, so a failed commit leaves at
+    worst a duplicate, which the claim turns into a no-op.
+    """
+    now = now or timezone.now()
+    due = list(
+        agent_schedules()
+        .filter(next_run__lte=now)
+        .values_list("pk", "name", "args", "next_run", "minutes", "kwargs")
+    )
+    sent = []
+    for pk, name, args, slot, minutes, kwargs in due:
+        options = ast.literal_eval(kwargs).get("q_options", {}) if kwargs else {}
+        with transaction.atomic():
+            taken = Schedule.objects.filter(pk=pk, next_run=slot).update(
+                next_run=_slot_after(slot, minutes, now)
+            )
+            if taken:
+                agent_id = int(args)
+                task_id = async_task(
+                    SCHEDULED_TASK,
+                    agent_id,
+                    slot=slot.isoformat(),
+                    group=name,
+                    q_options=options,
+                )
+                Schedule.objects.filter(pk=pk).update(task=task_id)
+                sent.append((agent_id, slot))
+    return sent
+
+
+def redispatch_overdue(*, now=None, grace_seconds, already_sent: set) -> int:
+    """Send again any slot whose task was taken but never claimed (lost in a crashed cluster or a
+    broker outage): the agent is running and its `next_run` passed more than `grace_seconds` ago.
+    Likewise manual runs still queued after `grace_seconds`. `already_sent` remembers what was
+    resent, so each is resent once per dispatcher; a resend that meets a live task is a no-op."""
+    now = now or timezone.now()
+    overdue = Agent.objects.filter(
+        state=AgentState.RUNNING, next_run__lt=now - timedelta(seconds=grace_seconds)
+    ).values_list("pk", "next_run", "timeout_seconds")
+    sent = 0
+    for agent_id, slot, timeout_seconds in overdue:
+        if (agent_id, slot) in already_sent:
+            continue
+        already_sent.add((agent_id, slot))
+        logger.warning("agent %s slot %s is overdue; queueing it again", agent_id, slot)
+        async_task(
+            SCHEDULED_TASK,
+            agent_id,
+            slot=slot.isoformat(),
+            group=f"{SCHEDULE_PREFIX}{agent_id}",
+            q_options=task_options(timeout_seconds),
+        )
+        sent += 1
+    # Manual runs sent to the cluster but still queued (CLI runs are claimed by their own process
+    # and never sent). A resend is harmless: only a run still `queued` can be claimed.
+    stale = CycleRun.objects.filter(
+        status=RunStatus.QUEUED,
+        trigger=RunTrigger.MANUAL,
+        queued_at__lt=now - timedelta(seconds=grace_seconds),
+    ).exclude(task_id="")
+    for run_id, timeout_seconds in stale.values_list("pk", "agent__timeout_seconds"):
+        if ("run", run_id) in already_sent:
+            continue
+        already_sent.add(("run", run_id))
+        logger.warning("manual run %s is still queued; queueing it again", run_id)
+        async_task(QUEUED_TASK, run_id, q_options=task_options(timeout_seconds))
+        sent += 1
+    return sent
+
+
+def seconds_to_next_slot(*, now=None) -> float | None:
+    now = now or timezone.now()
+    upcoming = agent_schedules().order_by("next_run").values_list("next_run", flat=True).first()
+    if upcoming is None:
+        return None
+    return max((upcoming - now).total_seconds(), 0.0)
+
+
+def ensure_reaper_schedule(schedule_model=Schedule):
+    """Keep exactly one django-q2 Schedule that reaps expired leases every minute (idempotent)."""
+    schedule, _created = schedule_model.objects.update_or_create(
+        name=REAPER_SCHEDULE_NAME,
+        defaults={
+            "func": REAPER_TASK,
+            "schedule_type": "I",  # Schedule.MINUTES
+            "minutes": 1,
+            "repeats": -1,
+        },
+    )
+    schedule_model.objects.filter(name=REAPER_SCHEDULE_NAME).exclude(pk=schedule.pk).delete()
+    return schedule

@@ -28,7 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from runner import scheduling
+from runner import alerts, scheduling
 from runner.actors import Actor
 from runner.errors import (
     CycleCancelled,
@@ -212,6 +212,28 @@ def _save_state(agent, *fields):
     scheduling.sync_schedule(agent)
 
 
+def control_refused(*, agent, action, actor: Actor, message, reason="", now=None) -> AuditEvent:
+    """Audit a control request an interface refused before it reached the state machine.
+
+    For refusals the services cannot see themselves, such as a user without `runner.control_agent`
+    forging a control POST: the attempt still leaves one `refused` event, and nothing else changes.
+    """
+    now = now or timezone.now()
+    reason = reason if isinstance(reason, str) else ""
+    with transaction.atomic():
+        return _record_event(
+            agent=agent,
+            action=action,
+            actor=actor,
+            outcome=AuditOutcome.REFUSED,
+            now=now,
+            state_before=agent.state,
+            state_after=agent.state,
+            reason=reason[:REASON_MAX_LENGTH],
+            refusal_reason=message,
+        )
+
+
 # --- control transitions ------------------------------------------------------------------------
 
 
@@ -226,7 +248,7 @@ def agent_start(*, agent, actor: Actor, reason="", now=None):
         locked.next_run = now
         locked.paused_next_run = None
         _save_state(locked, "state", "consecutive_failures", "next_run", "paused_next_run")
-        scheduling.enqueue_scheduled_cycle(locked.pk)
+        scheduling.enqueue_scheduled_cycle(locked)
 
     return _control(
         agent=agent, action=AuditAction.START, actor=actor, reason=reason, now=now, apply=apply
@@ -280,7 +302,7 @@ def agent_resume(*, agent, actor: Actor, reason="", now=None):
         locked.paused_next_run = None
         _save_state(locked, "state", "next_run", "paused_next_run")
         if locked.next_run <= now:
-            scheduling.enqueue_scheduled_cycle(locked.pk)
+            scheduling.enqueue_scheduled_cycle(locked)
 
     return _control(
         agent=agent, action=AuditAction.RESUME, actor=actor, reason=reason, now=now, apply=apply
@@ -319,7 +341,7 @@ def agent_run_once(
         )
         change.result = run
         if enqueue:
-            scheduling.enqueue_queued_run(run.pk)
+            scheduling.enqueue_queued_run(run.pk, timeout_seconds=locked.timeout_seconds)
 
     return _control(
         agent=agent, action=AuditAction.RUN_ONCE, actor=actor, reason=reason, now=now, apply=apply
@@ -532,13 +554,15 @@ def _begin_run(agent, run_values, *, now, worker, task_id, existing_run_id=None)
 
 def cycle_claim_queued(*, run_id, worker, task_id="", now=None) -> Claim:
     """Claim a queued (manual or CLI) run. Refused runs are marked `skipped` with the reason."""
-    now = now or timezone.now()
     run = CycleRun.objects.filter(pk=run_id).only("agent_id", "status").first()
     if run is None:
         raise ClaimRefused(f"Run {run_id} does not exist")
     refusal = None
     with transaction.atomic():
         agent = _lock_agent_for_claim(run.agent_id)
+        # "now" is read once the lock is held, so this run cannot start before the previous
+        # one's recorded finish (the lock may have been waited for).
+        now = now or timezone.now()
         _reap_agent(agent, now)
         if CycleRun.objects.filter(agent=agent, status=RunStatus.RUNNING).exists():
             refusal = ClaimRefused("Another cycle of this agent is in flight", state=agent.state)
@@ -554,29 +578,49 @@ def cycle_claim_queued(*, run_id, worker, task_id="", now=None) -> Claim:
     return claim
 
 
-def cycle_claim_scheduled(*, agent_id, worker, task_id="", now=None) -> Claim | None:
+def cycle_claim_scheduled(*, agent_id, worker, task_id="", now=None, slot=None) -> Claim | None:
     """Claim the agent's due scheduled slot; None when nothing is due (a duplicate delivery).
 
-    Missed slots (the cluster was down) are folded into this one run and counted on it.
-    A due slot that cannot run (agent paused, stopped, or a cycle still in flight) is recorded
-    as a `skipped` run with the reason, so every slot leaves a trace.
+    `slot` is the slot the task was sent for: a slot older than the agent's `next_run` was
+    already run, skipped or folded, so its delivery is a no-op. Missed slots (the cluster was
+    down) are folded into this one run and counted on it. A due slot that cannot run (agent
+    paused, stopped, or a cycle still in flight) is recorded once as a `skipped` run with the
+    reason, so every slot leaves one trace.
     """
-    now = now or timezone.now()
     refusal = None
     with transaction.atomic():
         agent = _lock_agent_for_claim(agent_id)
+        now = now or timezone.now()  # read under the lock, as in cycle_claim_queued
         _reap_agent(agent, now)
         if agent.state != AgentState.RUNNING:
             refusal = ClaimRefused(f"Agent is {agent.state}", state=agent.state)
-            CycleRun.objects.create(
-                agent=agent,
-                trigger=RunTrigger.SCHEDULE,
-                status=RunStatus.SKIPPED,
-                queued_at=now,
-                finished_at=now,
-                error_message=f"Scheduled cycle skipped: agent is {agent.state}",
-            )
-        elif agent.next_run is None or agent.next_run > now:
+            try:
+                with transaction.atomic():
+                    CycleRun.objects.create(
+                        agent=agent,
+                        trigger=RunTrigger.SCHEDULE,
+                        slot=slot,
+                        status=RunStatus.SKIPPED,
+                        queued_at=now,
+                        finished_at=now,
+                        error_message=f"Scheduled cycle skipped: agent is {agent.state}",
+                    )
+            except IntegrityError:
+                return None  # this slot was already recorded: a second delivery
+        elif (
+            agent.next_run is None
+            or agent.next_run > now
+            or (slot is not None and slot < agent.next_run)  # that slot was already handled
+        ):
+            return None
+        elif CycleRun.objects.filter(
+            agent=agent, status=RunStatus.RUNNING, cancel_requested=True
+        ).exists():
+            # A stopped cycle is still winding down (stop, then start at once): look again
+            # shortly rather than skipping this slot and waiting a whole interval.
+            agent.next_run = now + _winding_down_retry()
+            agent.save(update_fields=["next_run", "updated_at"])
+            scheduling.sync_schedule(agent)
             return None
         else:
             slot = agent.next_run
@@ -606,6 +650,10 @@ def cycle_claim_scheduled(*, agent_id, worker, task_id="", now=None) -> Claim | 
                     task_id=task_id,
                 )
     raise refusal
+
+
+def _winding_down_retry():
+    return timedelta(seconds=max(settings.RUNNER_LEASE_SECONDS / 3, 1))
 
 
 def cycle_heartbeat(*, run_id, token, now=None):
@@ -666,12 +714,14 @@ def _settle_run(agent, run_queryset, outcome: Outcome, *, now):
     run = run_queryset.first()
     if run is None:
         return False
+    # Workers' clocks may differ slightly: never record a finish before the start.
+    finished_at = max(now, run.started_at) if run.started_at else now
     values = {
         "status": outcome.status,
-        "finished_at": now,
-        "duration_ms": int((now - run.started_at).total_seconds() * 1000)
-        if run.started_at
-        else None,
+        "finished_at": finished_at,
+        "duration_ms": (
+            int((finished_at - run.started_at).total_seconds() * 1000) if run.started_at else None
+        ),
         "error_type": outcome.error_type[:255],
         "error_message": outcome.error_message,
         "traceback": outcome.traceback,
@@ -726,20 +776,24 @@ def _trip(agent, *, now, why, load_failure):
         reason=reason,
     )
     logger.warning("agent %s tripped to error: %s", agent.slug, reason)
+    alerts.agent_tripped(agent=agent, reason=reason, now=now)
 
 
 def _reap_agent(agent, now):
     """Settle this agent's running runs whose lease ran out (the caller holds the agent lock).
 
-    A run whose deadline had also passed is `timed_out` (it hung past its own deadline and
-    django-q2 killed it); otherwise it is `abandoned` (its worker died or stopped heartbeating).
+    A run whose worker was still heartbeating after the deadline is `timed_out` (the cycle hung
+    past its own deadline and was killed); otherwise it is `abandoned` (its worker died, was
+    paused or lost the database before the deadline).
     """
     expired = CycleRun.objects.filter(
         agent=agent, status=RunStatus.RUNNING, lease_expires_at__lt=now
-    ).values_list("pk", "deadline_at", "worker")
+    ).values_list("pk", "deadline_at", "heartbeat_at", "worker")
     reaped = 0
-    for run_id, deadline_at, worker in list(expired):
-        timed_out = deadline_at is not None and deadline_at <= now
+    for run_id, deadline_at, heartbeat_at, worker in list(expired):
+        timed_out = (
+            deadline_at is not None and heartbeat_at is not None and heartbeat_at >= deadline_at
+        )
         outcome = Outcome(
             status=RunStatus.TIMED_OUT if timed_out else RunStatus.ABANDONED,
             error_type="LeaseExpired",
@@ -750,8 +804,30 @@ def _reap_agent(agent, now):
             ),
         )
         qs = CycleRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, lease_expires_at__lt=now)
-        reaped += _settle_run(agent, qs, outcome, now=now)
+        settled = _settle_run(agent, qs, outcome, now=now)
+        if settled:
+            alerts.run_abandoned(
+                agent=agent, run_id=run_id, worker=worker, status=outcome.status, now=now
+            )
+        reaped += settled
+    _expire_stale_queued(now, agent=agent)
     return reaped
+
+
+def _expire_stale_queued(now, agent=None):
+    """A queued run no worker started in time (no cluster up) is skipped, so it never blocks
+    later run-once requests; it counts as neither success nor failure."""
+    ttl = settings.RUNNER_QUEUED_RUN_TTL_SECONDS
+    stale = CycleRun.objects.filter(
+        status=RunStatus.QUEUED, queued_at__lt=now - timedelta(seconds=ttl)
+    )
+    if agent is not None:
+        stale = stale.filter(agent=agent)
+    return stale.update(
+        status=RunStatus.SKIPPED,
+        finished_at=now,
+        error_message=f"No worker started this run within {ttl} s (is a qcluster running?)",
+    )
 
 
 def runs_reap_expired(*, agent_id=None, now=None) -> int:
@@ -770,6 +846,7 @@ def runs_reap_expired(*, agent_id=None, now=None) -> int:
             )
             if agent is not None:
                 reaped += _reap_agent(agent, now)
+    _expire_stale_queued(now)
     return reaped
 
 

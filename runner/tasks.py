@@ -6,16 +6,41 @@ a `skipped` record.
 """
 
 import logging
+import threading
 
-from runner import execution, services
+from django.dispatch import receiver
+from django_q.signals import post_execute_in_worker, pre_execute
+
+from runner import execution, scheduling, services
 
 logger = logging.getLogger(__name__)
 
+# The django-q2 task id of the task this worker process is executing, recorded on the run.
+_current = threading.local()
 
-def run_scheduled_cycle(agent_id):
+
+@receiver(pre_execute, dispatch_uid="runner.tasks.remember_task_id")
+def _remember_task_id(sender, func, task, **kwargs):
+    _current.task_id = task.get("id", "")
+
+
+@receiver(post_execute_in_worker, dispatch_uid="runner.tasks.forget_task_id")
+def _forget_task_id(sender, func, task, **kwargs):
+    _current.task_id = ""
+
+
+def _task_id():
+    return getattr(_current, "task_id", "")
+
+
+def run_scheduled_cycle(agent_id, slot=None):
+    """One scheduled slot of one agent; `slot` (ISO time) comes from whoever queued it."""
     try:
         claim = services.cycle_claim_scheduled(
-            agent_id=int(agent_id), worker=execution.worker_name()
+            agent_id=int(agent_id),
+            worker=execution.worker_name(),
+            task_id=_task_id(),
+            slot=scheduling.parse_slot(slot),
         )
     except services.ClaimRefused as exc:
         logger.info("scheduled cycle of agent %s not run: %s", agent_id, exc.message)
@@ -28,7 +53,9 @@ def run_scheduled_cycle(agent_id):
 
 def run_queued_cycle(run_id):
     try:
-        claim = services.cycle_claim_queued(run_id=int(run_id), worker=execution.worker_name())
+        claim = services.cycle_claim_queued(
+            run_id=int(run_id), worker=execution.worker_name(), task_id=_task_id()
+        )
     except services.ClaimRefused as exc:
         logger.info("queued run %s not run: %s", run_id, exc.message)
         return {"ran": False, "reason": exc.message}

@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -12,6 +13,19 @@ os.environ.setdefault("RUNNER_EXTRA_AGENT_KINDS", json.dumps(TEST_AGENT_KINDS))
 os.environ.setdefault(
     "DJANGO_SECRET_KEY", "tests-only-secret-key-not-for-production-use-0123456789"
 )
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """On SQLite, keep the test database in a file (not in memory), so the qcluster and
+    dispatcher subprocesses that scheduling tests start can open the same database."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        test_settings = database.setdefault("TEST", {})
+        if not test_settings.get("NAME"):  # Django fills the key in with None
+            test_settings["NAME"] = str(Path(settings.BASE_DIR) / "db.sqlite3.test")
 
 
 def pytest_collection_modifyitems(config, items):

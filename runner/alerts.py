@@ -1,0 +1,206 @@
+"""Alerts: an agent tripped to error, a run was abandoned, an agent is overdue.
+
+Each condition is recorded as an `Alert` row keyed by a fingerprint. While an alert with that
+fingerprint is open, the condition is not notified again (its `occurrences` count grows instead);
+`reconcile()` (run by the watchdog task) opens overdue alerts and closes alerts whose condition
+has cleared, so the next occurrence notifies again.
+
+Alerts are raised inside the transaction that caused them (the trip, the reap) and delivered only
+after it commits (`transaction.on_commit`), by Django mail to RUNNER_ALERT_EMAILS and by a JSON
+POST to RUNNER_ALERT_WEBHOOK_URL. Delivery failures are recorded on the alert, never raised: an
+alert must not break the cycle or the request that triggered it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import httpx
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from runner.models import Agent, AgentState, Alert, AlertKind, CycleRun, RunStatus
+
+logger = logging.getLogger(__name__)
+
+
+def fingerprint(kind, agent_id) -> str:
+    return f"{kind}:agent:{agent_id}"
+
+
+# --- raising (called from runner.services, inside its transaction) ------------------------------
+
+
+def agent_tripped(*, agent, reason, now):
+    """The circuit breaker (or a load failure) put the agent in `error`."""
+    return _raise(
+        kind=AlertKind.AGENT_ERROR,
+        agent=agent,
+        now=now,
+        subject=f"Agent {agent.slug} tripped to error",
+        message=f"Agent {agent.slug} stopped running and is in error: {reason}",
+    )
+
+
+def run_abandoned(*, agent, run_id, worker, now, status=RunStatus.ABANDONED):
+    """A running cycle's lease expired (its worker died or hung) and the run was reaped.
+
+    `status` is what the reaper recorded: `abandoned`, or `timed_out` when the reap came after the
+    cycle's deadline (a worker killed long ago, or one that hung past its deadline).
+    """
+    return _raise(
+        kind=AlertKind.RUN_ABANDONED,
+        agent=agent,
+        now=now,
+        run_id=run_id,
+        subject=f"Agent {agent.slug}: run {run_id} abandoned by its worker",
+        message=(
+            f"Run {run_id} of agent {agent.slug} was reaped as {status}: worker {worker or '?'} "
+            "stopped renewing its lease (killed, crashed, hung or cut off from the database)."
+        ),
+    )
+
+
+def agent_overdue(*, agent, now, late_by):
+    return _raise(
+        kind=AlertKind.AGENT_OVERDUE,
+        agent=agent,
+        now=now,
+        subject=f"Agent {agent.slug} is overdue",
+        message=(
+            f"Agent {agent.slug} is running but its cycle due at {agent.next_run:%Y-%m-%d %H:%M:%S} "
+            f"UTC has not started ({int(late_by.total_seconds())} s late). Is a qcluster running?"
+        ),
+    )
+
+
+def _raise(*, kind, agent, now, subject, message, run_id=None):
+    """Open an alert, or count one more occurrence of the open one. Returns (alert, opened)."""
+    key = fingerprint(kind, agent.pk)
+    try:
+        with (
+            transaction.atomic()
+        ):  # a savepoint: a lost race must not spoil the caller's transaction
+            alert = Alert.objects.create(
+                kind=kind,
+                agent=agent,
+                agent_slug=agent.slug,
+                run_id=run_id,
+                fingerprint=key,
+                subject=subject,
+                message=message,
+                opened_at=now,
+                last_seen_at=now,
+            )
+    except IntegrityError:
+        Alert.objects.filter(fingerprint=key, closed_at__isnull=True).update(
+            occurrences=F("occurrences") + 1, last_seen_at=now
+        )
+        logger.info("alert %s still open; not notified again", key)
+        return None, False
+    logger.warning("alert opened: %s", subject, extra={"alert": kind})
+    # robust: a failure while delivering is logged, never raised into the committing caller.
+    transaction.on_commit(lambda: deliver(alert.pk), robust=True)
+    return alert, True
+
+
+def close(*, kind, agent_id, now) -> int:
+    return Alert.objects.filter(
+        fingerprint=fingerprint(kind, agent_id), closed_at__isnull=True
+    ).update(closed_at=now)
+
+
+# --- the periodic check -----------------------------------------------------------------------
+
+
+def overdue_agents(now):
+    """Running agents whose next cycle is more than the grace period late: (agent, late_by)."""
+    grace = timedelta(seconds=settings.RUNNER_OVERDUE_GRACE_SECONDS)
+    late = Agent.objects.filter(state=AgentState.RUNNING, next_run__lt=now - grace)
+    return [(agent, now - agent.next_run) for agent in late]
+
+
+def reconcile(now=None) -> dict:
+    """Open alerts for overdue agents and close the alerts whose condition has cleared."""
+    now = now or timezone.now()
+    opened = closed = 0
+    overdue = overdue_agents(now)
+    for agent, late_by in overdue:
+        with transaction.atomic():
+            opened += agent_overdue(agent=agent, now=now, late_by=late_by)[1]
+    still_overdue = {fingerprint(AlertKind.AGENT_OVERDUE, agent.pk) for agent, _ in overdue}
+    open_alerts = Alert.objects.filter(closed_at__isnull=True).select_related("agent")
+    for alert in open_alerts:
+        if _cleared(alert, still_overdue):
+            closed += Alert.objects.filter(pk=alert.pk, closed_at__isnull=True).update(
+                closed_at=now
+            )
+    return {"opened": opened, "closed": closed}
+
+
+def _cleared(alert, still_overdue) -> bool:
+    agent = alert.agent
+    if agent is None:  # the agent was deleted
+        return True
+    if alert.kind == AlertKind.AGENT_OVERDUE:
+        return alert.fingerprint not in still_overdue
+    if alert.kind == AlertKind.AGENT_ERROR:
+        return agent.state != AgentState.ERROR
+    if alert.kind == AlertKind.RUN_ABANDONED:
+        # Cleared once a cycle of the agent has succeeded since the last abandoned run.
+        return CycleRun.objects.filter(
+            agent=agent, status=RunStatus.SUCCEEDED, finished_at__gt=alert.last_seen_at
+        ).exists()
+    return False
+
+
+# --- delivery ---------------------------------------------------------------------------------
+
+
+def payload(alert) -> dict:
+    return {
+        "id": alert.pk,
+        "kind": alert.kind,
+        "agent": alert.agent_slug,
+        "run_id": alert.run_id,
+        "subject": alert.subject,
+        "message": alert.message,
+        "opened_at": alert.opened_at.isoformat(),
+        "fingerprint": alert.fingerprint,
+    }
+
+
+def deliver(alert_id):
+    """Send one alert by mail and webhook; record what happened to each channel."""
+    alert = Alert.objects.get(pk=alert_id)
+    delivery = {}
+    recipients = list(settings.RUNNER_ALERT_EMAILS)
+    if recipients:
+        try:
+            send_mail(
+                subject=f"[agent-runner] {alert.subject}",
+                message=f"{alert.message}\n\nOpened at {alert.opened_at.isoformat()}.",
+                from_email=None,
+                recipient_list=recipients,
+            )
+            delivery["email"] = "sent"
+        except Exception as exc:  # SMTP down must not break the caller
+            logger.exception("alert %s: mail delivery failed", alert.pk)
+            delivery["email"] = f"failed: {type(exc).__name__}: {exc}"[:500]
+    url = settings.RUNNER_ALERT_WEBHOOK_URL
+    if url:
+        try:
+            response = httpx.post(
+                url, json=payload(alert), timeout=settings.RUNNER_ALERT_WEBHOOK_TIMEOUT
+            )
+            response.raise_for_status()
+            delivery["webhook"] = f"sent: HTTP {response.status_code}"
+        except Exception as exc:  # an unreachable webhook must not break the caller
+            logger.warning("alert %s: webhook delivery failed: %s", alert.pk, exc)
+            delivery["webhook"] = f"failed: {type(exc).__name__}: {exc}"[:500]
+    Alert.objects.filter(pk=alert.pk).update(delivery=delivery, notified_at=timezone.now())
+    return delivery

@@ -1,0 +1,189 @@
+"""The report as CSV rows and as a plain-text table: the same values `run_report()` returned.
+
+CSV is long-form (`section,item,metric,value`) so one file holds every part of the report and a
+spreadsheet can pivot it; the admin download and `runreport --format csv` both write it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+CSV_HEADER = ("section", "item", "metric", "value")
+# How the rows of each list in the report are named in the `item` column.
+LIST_ITEM_KEYS = {
+    "buckets": ("start",),
+    "failures_by_type": ("error_type", "status"),
+    "by_actor_source": ("actor", "source"),
+    "agents": ("agent",),
+}
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, default=str)
+    return value
+
+
+def report_rows(report: dict) -> list[tuple]:
+    """Flatten the report to (section, item, metric, value) rows, in the report's own order."""
+    rows = []
+
+    def walk(section, item, value):
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if isinstance(inner, dict | list) and key != "outputs":
+                    walk(section, f"{item}.{key}" if item else key, inner)
+                else:
+                    rows.append((section, item, key, _cell(inner)))
+        elif isinstance(value, list):
+            name = item.rsplit(".", 1)[-1] if item else section
+            keys = LIST_ITEM_KEYS.get(name, ())
+            for index, entry in enumerate(value):
+                if not isinstance(entry, dict):
+                    rows.append((section, item, str(index), _cell(entry)))
+                    continue
+                label = "/".join(str(entry.get(k, "")) for k in keys) or str(index)
+                prefix = f"{item}.{label}" if item else label
+                for key, inner in entry.items():
+                    if key not in keys:
+                        rows.append((section, prefix, key, _cell(inner)))
+        else:
+            rows.append((section, item, "", _cell(value)))
+
+    for section, value in report.items():
+        if section == "outputs":
+            for key, inner in value.items():
+                rows.append((section, "", key, _cell(inner)))
+        else:
+            walk(section, "", value)
+    return rows
+
+
+def report_csv(report: dict) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    writer.writerows(report_rows(report))
+    return buffer.getvalue()
+
+
+def _number(value, suffix=""):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}{suffix}"
+    return f"{value}{suffix}"
+
+
+def _table(headers, rows) -> list[str]:
+    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return ["  " + line.rstrip() for line in lines]
+
+
+def report_table(report: dict) -> str:
+    """A readable terminal rendering of the report."""
+    window = report["window"]
+    runs = report["runs"]
+    lines = [
+        f"Report for {report['agent'] or 'all agents'}: "
+        f"{window['since']} to {window['until']} (by {window['bucket']})",
+        "",
+        f"Runs: {runs['total']}  finished: {runs['finished']}  failures: {runs['failures']}  "
+        f"success rate: {_number(None if runs['success_rate'] is None else runs['success_rate'] * 100, '%')}",
+        "",
+        "By status:",
+        *_table(["status", "runs"], runs["by_status"].items()),
+        "",
+        "By trigger:",
+        *_table(["trigger", "runs"], runs["by_trigger"].items()),
+        "",
+    ]
+    duration, delay = report["duration_ms"], report["start_delay_ms"]
+    lines += [
+        "Timing (ms):",
+        *_table(
+            ["measure", "count", "median", "p95", "max"],
+            [
+                [
+                    "duration",
+                    duration["count"],
+                    _number(duration["median"]),
+                    _number(duration["p95"]),
+                    _number(duration["max"]),
+                ],
+                [
+                    "start delay vs slot",
+                    delay["count"],
+                    _number(delay["median"]),
+                    _number(delay["p95"]),
+                    "-",
+                ],
+            ],
+        ),
+        "",
+    ]
+    rel = report["reliability"]
+    lines += [
+        f"Longest failure streak: {rel['longest_failure_streak']}  "
+        f"MTBF: {_number(rel['mtbf_seconds'], ' s')}  "
+        f"MTTR: {_number(rel['mttr_seconds'], ' s')} ({rel['recoveries']} recoveries)",
+        "",
+        f"Runs per {window['bucket']}:",
+        *_table(
+            ["start", "runs", "failures"],
+            [[b["start"], b["runs"], b["failures"]] for b in report["buckets"]],
+        ),
+        "",
+    ]
+    failures = report["failures_by_type"]
+    lines.append("Failures by error type:")
+    if failures:
+        lines += _table(
+            ["error type", "status", "count", "latest", "latest message"],
+            [
+                [
+                    f["error_type"] or "-",
+                    f["status"],
+                    f["count"],
+                    f["latest_at"],
+                    f["latest_message"][:60],
+                ]
+                for f in failures
+            ],
+        )
+    else:
+        lines.append("  none")
+    control = report["control_actions"]
+    lines += ["", f"Control actions: {control['total']}"]
+    if control["by_actor_source"]:
+        lines += _table(
+            ["actor", "source", "count", "applied", "refused"],
+            [
+                [c["actor"] or "-", c["source"], c["count"], c["applied"], c["refused"]]
+                for c in control["by_actor_source"]
+            ],
+        )
+    if "agents" in report:
+        lines += ["", "Per agent:"]
+        lines += _table(
+            ["agent", "runs", "succeeded", "failures", "success rate"],
+            [
+                [a["agent"], a["runs"], a["succeeded"], a["failures"], _number(a["success_rate"])]
+                for a in report["agents"]
+            ],
+        )
+    lines += ["", "Agent output:"]
+    if report["outputs"]:
+        lines += [f"  {key}: {_cell(value)}" for key, value in report["outputs"].items()]
+    else:
+        lines.append("  none reported (no RUNNER_REPORT_EXTRAS hook produced any)")
+    for path, error in report.get("output_errors", {}).items():
+        lines.append(f"  hook {path} failed: {error}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,68 @@
+"""Settings come from the environment with safe defaults."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from runner.models import Agent
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _check(env_overrides, tmp_path):
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DATABASE_URL")
+    }
+    env["DJANGO_ENV_FILE"] = str(tmp_path / "no.env")  # not the checkout's own .env
+    env.update(env_overrides)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django, os; os.environ.setdefault("
+            "'DJANGO_SETTINGS_MODULE','config.settings'); django.setup(); "
+            "from django.conf import settings; print(settings.DEBUG)",
+        ],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_secret_key_is_required_when_debug_is_off(tmp_path):
+    result = _check({}, tmp_path)
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off" in result.stderr
+
+
+def test_debug_is_off_unless_asked(tmp_path):
+    result = _check({"DJANGO_SECRET_KEY": "x" * 50}, tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == "False"
+    result = _check({"DJANGO_DEBUG": "1"}, tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == "True"
+
+
+@pytest.mark.django_db
+def test_migrate_leaves_the_default_agent(settings):
+    agent = Agent.objects.get(slug=settings.RUNNER_DEFAULT_AGENT)
+    assert agent.kind == "forecaster" and agent.state == "stopped"
+
+
+@pytest.mark.django_db
+def test_sqlite_runs_in_wal_mode_with_immediate_transactions():
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite only")
+    assert connection.settings_dict["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert connection.settings_dict["OPTIONS"]["timeout"] >= 5
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        mode = cursor.fetchone()[0]
+    # the in-memory test database cannot use WAL; a file database does (checked in the CLI test)
+    assert mode in ("wal", "memory")
