@@ -212,25 +212,35 @@ def _save_state(agent, *fields):
     scheduling.sync_schedule(agent)
 
 
-def control_refused(*, agent, action, actor: Actor, message, reason="", now=None) -> AuditEvent:
+def control_refused(
+    *, agent, action, actor: Actor, message, reason="", agent_slug=None, now=None
+) -> AuditEvent:
     """Audit a control request an interface refused before it reached the state machine.
 
     For refusals the services cannot see themselves, such as a user without `runner.control_agent`
-    forging a control POST: the attempt still leaves one `refused` event, and nothing else changes.
+    forging a control POST, or an API body of the wrong shape: the attempt still leaves one
+    `refused` event, and nothing else changes. `agent` may be None (an unknown slug, kept in
+    `agent_slug`). What the request carried may be anything; PostgreSQL text cannot hold NUL.
     """
     now = now or timezone.now()
-    reason = reason if isinstance(reason, str) else ""
+    slug_length = AuditEvent._meta.get_field("agent_slug").max_length
+
+    def storable(text, limit=None):
+        return text.replace("\x00", "")[:limit] if isinstance(text, str) else ""
+
+    state = agent.state if agent is not None else ""
     with transaction.atomic():
         return _record_event(
             agent=agent,
+            agent_slug=storable(agent_slug, slug_length) if agent_slug is not None else None,
             action=action,
             actor=actor,
             outcome=AuditOutcome.REFUSED,
             now=now,
-            state_before=agent.state,
-            state_after=agent.state,
-            reason=reason[:REASON_MAX_LENGTH],
-            refusal_reason=message,
+            state_before=state,
+            state_after=state,
+            reason=storable(reason, REASON_MAX_LENGTH),
+            refusal_reason=storable(message),
         )
 
 
@@ -848,35 +858,3 @@ def runs_reap_expired(*, agent_id=None, now=None) -> int:
                 reaped += _reap_agent(agent, now)
     _expire_stale_queued(now)
     return reaped
-
-
-# --- refusals decided at an interface edge ------------------------------------------------------
-
-
-def control_refused(*, agent, action, actor: Actor, message, agent_slug=None, reason="", now=None):
-    """Record a control request that an interface refused before any service could take it.
-
-    Used for requests the caller is not permitted to make, or whose input has the wrong shape, so
-    that every control request leaves an audit event even when it never reaches a transition.
-    `agent` may be None (an unknown slug); `agent_slug` then keeps what was asked for.
-    """
-    now = now or timezone.now()
-    state = agent.state if agent is not None else ""
-    slug_field = AuditEvent._meta.get_field("agent_slug")
-
-    def storable(text, limit=None):
-        # What a refused request carried may be anything; PostgreSQL text cannot hold NUL.
-        return text.replace("\x00", "")[:limit] if isinstance(text, str) else ""
-
-    return _record_event(
-        agent=agent,
-        agent_slug=storable(agent_slug, slug_field.max_length) if agent_slug is not None else None,
-        action=action,
-        actor=actor,
-        outcome=AuditOutcome.REFUSED,
-        now=now,
-        state_before=state,
-        state_after=state,
-        reason=storable(reason, REASON_MAX_LENGTH),
-        refusal_reason=storable(message),
-    )

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from runner import services
 from runner.actors import Actor
 from runner.models import Agent, AuditEvent
+from tests.agents.factories import TradeDecisionFactory
 from tests.factories import AgentFactory, AuditEventFactory, CycleRunFactory, UserFactory
 from tests.runner.api.conftest import token_client
 
@@ -45,6 +46,12 @@ EXPECTED = {
     ("api:seed-resume", "POST"): (CONTROL, None, "paused"),
     ("api:seed-run-once", "POST"): (CONTROL, None, "stopped"),
     ("api:seed-interval", "PUT"): (CONTROL, {"interval_minutes": 5}, "stopped"),
+    ("api-agent-report", "GET"): (VIEW, None, "stopped"),
+    ("api-reports", "GET"): (VIEW, None, "stopped"),
+    ("forecast-list", "GET"): (VIEW, None, "stopped"),
+    ("forecast-detail", "GET"): (VIEW, None, "stopped"),
+    ("decision-list", "GET"): (VIEW, None, "stopped"),
+    ("decision-detail", "GET"): (VIEW, None, "stopped"),
     ("api:schema", "GET"): (AUTHENTICATED, None, "stopped"),
     ("api:docs", "GET"): (AUTHENTICATED, None, "stopped"),
 }
@@ -93,7 +100,8 @@ def scene(db, settings):
     settings.RUNNER_DEFAULT_AGENT = "matrix"
     run = CycleRunFactory(agent=agent)
     event = AuditEventFactory(agent=agent)
-    return {"agent": agent, "run": run, "event": event}
+    decision = TradeDecisionFactory()
+    return {"agent": agent, "run": run, "event": event, "decision": decision}
 
 
 def _put_in_state(agent, state):
@@ -106,8 +114,12 @@ def _put_in_state(agent, state):
 
 def _url(name, scene):
     kwargs = {}
-    if name.startswith("api:agent-") and name != "api:agent-list":
+    if (name.startswith("api:agent-") and name != "api:agent-list") or name == "api-agent-report":
         kwargs["slug"] = scene["agent"].slug
+    if name == "forecast-detail":
+        kwargs["pk"] = scene["decision"].forecast.pk
+    if name == "decision-detail":
+        kwargs["pk"] = scene["decision"].pk
     if name == "api:run-detail":
         kwargs["pk"] = scene["run"].pk
     if name == "api:event-detail":
