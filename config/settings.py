@@ -220,6 +220,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # Separate request and response components, so read-only fields never appear in request bodies.
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two models have a `status` with different choices; name their schema enums apart.
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "runner.models.RunStatus",
+        "ForecastStatusEnum": "agents.models.Forecast.Status",
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
