@@ -1,4 +1,4 @@
-"""Query filters for the run history and the audit trail (invalid values answer 400)."""
+"""Strict query filters for the API: run history, audit trail, forecaster records (bad values 400)."""
 
 import datetime
 
