@@ -2,14 +2,21 @@
 
 Newest first, paginated, filterable by run id and agent slug. Viewing needs `runner.view_agent`
 or the record's own view permission; authentication is the project default (session, token).
+Query parameters are as strict as the runner API's: unknown, empty or out-of-range is a 400.
 """
 
+import re
+
 import django_filters
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import BasePermission
 
 from agents.models import Forecast, MarketObservation, PaperFill, TradeDecision
+from runner.api import docs
+from runner.api.filters import ID_MAX, CharFilter, ChoiceFilter, IdFilter, StrictQueryFilterBackend
 
 
 class CanViewAgentRecords(BasePermission):
@@ -26,9 +33,35 @@ class CanViewAgentRecords(BasePermission):
 
 
 class RecordPagination(PageNumberPagination):
+    """`?page=` and `?page_size=` must be whole numbers in range (400 naming them, where DRF
+    would ignore a bad page_size); a page past the end is still a 404."""
+
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+    last_page_strings = ()  # the schema documents an integer, so `?page=last` is refused
+
+    def _whole_number(self, request, name, maximum):
+        text = request.query_params.get(name)
+        if text is None:
+            return None
+        if not re.fullmatch(r"[0-9]+", text) or not 1 <= int(text) <= maximum:
+            raise ValidationError({name: [f"{name} must be a whole number from 1 to {maximum}."]})
+        return int(text)
+
+    def get_page_size(self, request):
+        size = self._whole_number(request, self.page_size_query_param, self.max_page_size)
+        return size or self.page_size
+
+    def get_page_number(self, request, paginator):
+        return self._whole_number(request, self.page_query_param, ID_MAX) or 1
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        maximum = {self.page_query_param: ID_MAX, self.page_size_query_param: self.max_page_size}
+        for parameter in parameters:
+            parameter["schema"].update(minimum=1, maximum=maximum[parameter["name"]])
+        return parameters
 
 
 class MarketSerializer(serializers.ModelSerializer):
@@ -110,8 +143,10 @@ class DecisionSerializer(serializers.ModelSerializer):
 
 
 class ForecastFilter(django_filters.FilterSet):
-    run = django_filters.NumberFilter(field_name="run_id")
-    agent = django_filters.CharFilter(field_name="agent__slug")
+    run = IdFilter(field_name="run_id", help_text="Cycle run id.")
+    agent = CharFilter(field_name="agent__slug", help_text="Agent slug.")
+    forecaster = CharFilter()
+    status = ChoiceFilter(choices=Forecast.Status.choices)
 
     class Meta:
         model = Forecast
@@ -119,35 +154,49 @@ class ForecastFilter(django_filters.FilterSet):
 
 
 class DecisionFilter(django_filters.FilterSet):
-    run = django_filters.NumberFilter(field_name="run_id")
-    agent = django_filters.CharFilter(field_name="agent__slug")
+    run = IdFilter(field_name="run_id", help_text="Cycle run id.")
+    agent = CharFilter(field_name="agent__slug", help_text="Agent slug.")
     # Strict, so `?approved=maybe` is a 400 naming the field rather than silently ignored.
-    approved = django_filters.TypedChoiceFilter(
-        choices=[("true", "true"), ("false", "false")], coerce=lambda value: value == "true"
-    )
+    approved = ChoiceFilter(choices=[("true", "true"), ("false", "false")], method="by_approved")
+    side = ChoiceFilter(choices=TradeDecision._meta.get_field("side").choices)
 
     class Meta:
         model = TradeDecision
         fields = ["run", "agent", "approved", "side"]
 
+    def by_approved(self, queryset, name, value):
+        return queryset.filter(approved=value == "true")
 
-class ForecastViewSet(viewsets.ReadOnlyModelViewSet):
+
+class RecordViewSet(viewsets.ReadOnlyModelViewSet):
+    permission_classes = [CanViewAgentRecords]
+    pagination_class = RecordPagination
+    filter_backends = [StrictQueryFilterBackend]
+
+
+def documented(serializer_class):
+    """The list's and the record's answers, errors included, as the runner API documents them."""
+    return extend_schema_view(
+        list=extend_schema(responses={200: serializer_class(many=True), **docs.LIST_ERRORS}),
+        retrieve=extend_schema(responses={200: serializer_class, **docs.READ_ERRORS}),
+    )
+
+
+@documented(ForecastSerializer)
+class ForecastViewSet(RecordViewSet):
     """Forecasts made by agents' cycles, newest first. `market.is_sample` marks SAMPLE data."""
 
     queryset = Forecast.objects.select_related("agent", "market").order_by("-created_at", "-id")
     serializer_class = ForecastSerializer
-    permission_classes = [CanViewAgentRecords]
-    pagination_class = RecordPagination
     filterset_class = ForecastFilter
 
 
-class DecisionViewSet(viewsets.ReadOnlyModelViewSet):
+@documented(DecisionSerializer)
+class DecisionViewSet(RecordViewSet):
     """Trade decisions (approved or rejected, with edge, size and reason), newest first."""
 
     queryset = TradeDecision.objects.select_related("agent", "market", "fill").order_by(
         "-created_at", "-id"
     )
     serializer_class = DecisionSerializer
-    permission_classes = [CanViewAgentRecords]
-    pagination_class = RecordPagination
     filterset_class = DecisionFilter

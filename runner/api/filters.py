@@ -1,4 +1,4 @@
-"""Query filters for the run history and the audit trail (invalid values answer 400)."""
+"""Strict query filters for the API: run history, audit trail, forecaster records (bad values 400)."""
 
 import datetime
 
@@ -20,13 +20,17 @@ from runner.models import (
     RunTrigger,
 )
 
+EMPTY_VALUE_MESSAGE = "Give a value, or leave the parameter out."
+# Ids are 64-bit signed integers in every database; a larger number is a 400, not an overflow.
+ID_MAX = 2**63 - 1
+
 
 class _PresentMeansSet:
     """A parameter that is present must have a value: `?status=` is refused, not ignored."""
 
     def clean(self, value):
         if value == "":
-            raise ValidationError("Give a value, or leave the parameter out.", code="empty")
+            raise ValidationError(EMPTY_VALUE_MESSAGE, code="empty")
         return super().clean(value)
 
 
@@ -36,6 +40,13 @@ class StrictChoiceField(_PresentMeansSet, ChoiceField):
 
 class StrictCharField(_PresentMeansSet, forms.CharField):
     pass
+
+
+class StrictIdField(_PresentMeansSet, forms.IntegerField):
+    """A record id: a whole number from 1 to ID_MAX (the form field's message names the range)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, min_value=1, max_value=ID_MAX, **kwargs)
 
 
 class StrictIsoDateTimeField(_PresentMeansSet, IsoDateTimeField):
@@ -60,6 +71,11 @@ class ChoiceFilter(django_filters.ChoiceFilter):
 @extend_schema_field({"type": "string", "minLength": 1})
 class CharFilter(django_filters.CharFilter):
     field_class = StrictCharField
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": ID_MAX})
+class IdFilter(django_filters.NumberFilter):
+    field_class = StrictIdField
 
 
 class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
@@ -100,24 +116,34 @@ class AuditEventFilter(django_filters.FilterSet):
         fields = ["agent", "action", "outcome", "source", "actor", "since", "until"]
 
 
-class StrictQueryFilterBackend(django_filters.rest_framework.DjangoFilterBackend):
-    """DjangoFilterBackend that answers 400 to an unknown query parameter instead of ignoring it,
-    so a misspelt filter (`?stauts=failed`) never returns the whole table as if it had worked."""
+def check_query_params(request, allowed):
+    """400 naming the parameter for an unknown, repeated or NUL-carrying query parameter, so a
+    misspelt filter (`?stauts=failed`) never answers as if it had worked."""
+    unknown = sorted(set(request.query_params) - set(allowed))
+    if unknown:
+        message = f"Unknown query parameter. Allowed: {', '.join(sorted(allowed))}."
+        raise DRFValidationError({name or "(empty name)": [message] for name in unknown})
+    for name, values in request.query_params.lists():
+        if len(values) > 1:
+            raise DRFValidationError({name: ["Give this parameter once."]})
+        if "\x00" in values[0]:
+            raise DRFValidationError({name: ["Must not contain NUL characters."]})
 
-    always_allowed = frozenset({"cursor", "format"})
+
+class StrictQueryFilterBackend(django_filters.rest_framework.DjangoFilterBackend):
+    """DjangoFilterBackend that answers 400 to an unknown query parameter instead of ignoring it.
+
+    The view's filters are allowed, and so are its paginator's own parameters."""
+
+    always_allowed = frozenset({"format"})
+    paginator_params = ("cursor_query_param", "page_query_param", "page_size_query_param")
 
     def filter_queryset(self, request, queryset, view):
         filterset_class = self.get_filterset_class(view, queryset)
         allowed = set(self.always_allowed)
         if filterset_class is not None:
             allowed |= set(filterset_class.base_filters)
-        unknown = sorted(set(request.query_params) - allowed)
-        if unknown:
-            message = f"Unknown query parameter. Allowed: {', '.join(sorted(allowed))}."
-            raise DRFValidationError({name or "(empty name)": [message] for name in unknown})
-        for name, values in request.query_params.lists():
-            if len(values) > 1:
-                raise DRFValidationError({name: ["Give this parameter once."]})
-            if "\x00" in values[0]:
-                raise DRFValidationError({name: ["Must not contain NUL characters."]})
+        paginator = getattr(view, "paginator", None)
+        allowed |= {getattr(paginator, name, None) for name in self.paginator_params} - {None}
+        check_query_params(request, allowed)
         return super().filter_queryset(request, queryset, view)

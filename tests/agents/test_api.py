@@ -114,3 +114,56 @@ def test_records_are_read_only_over_the_api(viewer):
     assert viewer.post("/api/forecasts/", {}).status_code == 405
     assert viewer.delete(f"/api/forecasts/{forecast.pk}/").status_code == 405
     assert viewer.patch(f"/api/decisions/{TradeDecisionFactory().pk}/", {}).status_code == 405
+
+
+@pytest.mark.parametrize("path", ["/api/forecasts/", "/api/decisions/"])
+@pytest.mark.parametrize("run", ["9.2e18", "9223372036854775808", "0", "-1", ""])
+def test_run_filter_outside_the_id_range_is_400_naming_run(viewer, path, run):
+    # 9.2e18 once reached SQLite as a too-large integer: a 500 instead of a 400.
+    response = viewer.get(path, {"run": run})
+    assert response.status_code == 400
+    assert list(response.json()) == ["run"]
+
+
+def test_run_filter_accepts_the_largest_id(viewer):
+    ForecastFactory()
+    response = viewer.get("/api/forecasts/", {"run": 2**63 - 1})
+    assert response.status_code == 200 and response.json()["count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"page": "0"}, "page"),
+        ({"page": "abc"}, "page"),
+        ({"page": "last"}, "page"),
+        ({"page_size": "0"}, "page_size"),
+        ({"page_size": "501"}, "page_size"),
+        ({"page_size": "ten"}, "page_size"),
+        ({"approved": ""}, "approved"),
+        ({"side": "sideways"}, "side"),
+        ({"": "false"}, "(empty name)"),
+        ({"runn": "1"}, "runn"),
+    ],
+)
+def test_bad_page_and_query_parameters_are_400_naming_them(viewer, params, field):
+    # Before, ?page=0 was an undocumented 404, and ?page_size=ten, ?approved= and unknown
+    # parameters were ignored: the whole list came back as if the filter had worked.
+    TradeDecisionFactory()
+    response = viewer.get("/api/decisions/", params)
+    assert response.status_code == 400
+    assert list(response.json()) == [field]
+
+
+def test_schema_documents_the_error_answers():
+    schema = _schema()
+    for path in ("/api/forecasts/", "/api/decisions/"):
+        assert {"400", "401", "403", "404"} <= set(schema["paths"][path]["get"]["responses"])
+        detail = schema["paths"][f"{path}{{id}}/"]["get"]["responses"]
+        assert {"401", "403", "404"} <= set(detail)
+
+
+def _schema():
+    client = APIClient()
+    client.force_authenticate(UserFactory(perms=["runner.view_agent"]))
+    return client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()

@@ -70,6 +70,32 @@ def test_api_bad_params_are_400_naming_the_parameter(api, params, field):
     assert api.get("/api/reports/", params).status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"bucket": ""}, "bucket"),
+        ({"since": ""}, "since"),
+        ({"until": ""}, "until"),
+        ({"sinse": "7d"}, "sinse"),
+        ({"since": "0"}, "since"),
+    ],
+)
+def test_api_empty_or_unknown_params_are_400_naming_them(api, params, field):
+    # `?bucket=` used to mean the default bucket although the schema lists only hour/day/week.
+    make_history()
+    for path in ("/api/agents/alpha/report/", "/api/reports/"):
+        response = api.get(path, params)
+        assert response.status_code == 400
+        assert list(response.json()) == [field]
+
+
+def test_api_schema_documents_the_error_answers(api):
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    agent_report = schema["paths"]["/api/agents/{slug}/report/"]["get"]["responses"]
+    assert {"400", "401", "403", "404"} <= set(agent_report)
+    assert {"400", "401", "403"} <= set(schema["paths"]["/api/reports/"]["get"]["responses"])
+
+
 def test_api_needs_login_and_view_permission():
     make_history()
     assert APIClient().get("/api/reports/").status_code in (401, 403)

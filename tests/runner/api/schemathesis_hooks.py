@@ -5,7 +5,8 @@ Some generated "negative" cases are valid requests once sent, so they are left o
   endpoints' body is optional (the seed's `curl -X POST`);
 - path and query values whose negation is only their JSON type (the integer 0 for a string
   parameter), which a URL cannot carry: `?agent=0` is the string "0" once sent; likewise
-  `None` and `[]` values, which are not sent at all, and `[x]`, which is sent as x;
+  `None` and `[]` values, which are not sent at all, and `[x]`, which is sent as x, as is
+  `{x: ...}` (the HTTP client sends a mapping's keys);
 - headers and cookies: the only ones this API declares are its credentials, which the test
   sends explicitly and which replace the generated values.
 A case is kept when anything it sends, read as the server reads it, breaks the schema.
@@ -36,9 +37,11 @@ def _valid_as_sent(schema, value):
 
 
 def _sent(values):
-    """Parameters as the HTTP client sends them: None and [] are left out, [x] is x."""
+    """Parameters as the HTTP client sends them: None and [] are left out, [x] and {x: y} are x."""
     sent = {}
     for name, value in (values or {}).items():
+        if isinstance(value, dict):
+            value = list(value)
         if isinstance(value, list) and len(value) <= 1:
             value = value[0] if value else None
         if value is not None:

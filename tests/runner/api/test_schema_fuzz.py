@@ -16,7 +16,6 @@ import pytest
 from tests.http_server import BASE_DIR, running_server
 
 SCHEMATHESIS_TIMEOUT_SECONDS = 240
-OTHER_MODULES_PATHS = r"^/api/(reports/|forecasts/|decisions/|agents/\{slug\}/report/)"
 SETUP = """
 from django.conf import settings
 from runner.models import Agent
@@ -52,9 +51,6 @@ def schemathesis(base_url, token, session_key, *extra):
         "--request-timeout", "20000",
         "--no-color",
         "--show-trace",
-        # This test covers the runner API (runner/api/urls.py). The report and forecaster
-        # endpoints that share /api/ are other modules' and not yet clean under fuzzing.
-        "--exclude-path-regex", OTHER_MODULES_PATHS,
         *extra,
     ]  # fmt: skip
     return subprocess.run(
