@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 from django.utils.module_loading import import_string
 
+from agents.conf import conf
 from agents.models import PaperAccount, PaperFill, PaperPosition, TradeDecision
 
 
@@ -107,7 +107,7 @@ def executor_for(*, trading_mode: str, agent, run, initial_balance: float, now):
     """The executor for this cycle's (already capped) trading mode."""
     if trading_mode != "live":
         return PaperExecutor(agent=agent, run=run, initial_balance=initial_balance, now=now)
-    path = getattr(settings, "FORECASTER_LIVE_EXECUTOR", "")
+    path = conf.FORECASTER_LIVE_EXECUTOR
     if not path:
         raise LiveTradingNotConfigured(
             "This cycle runs in live trading mode, but no live executor is configured "

@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from agents.conf import conf
 from agents.forecasters import FORECASTER_NAMES
 from agents.sources import SOURCE_NAMES
 
@@ -128,7 +128,7 @@ def resolve(parameters: Any) -> ForecasterParams:
     cleaned = _clean(parameters)
     values = {name: cleaned.get(name, spec.default) for name, spec in SPECS.items()}
     if values["source"] is None:
-        values["source"] = settings.MARKET_SOURCE
+        values["source"] = conf.MARKET_SOURCE
         if values["source"] not in SOURCE_NAMES:
             raise ValidationError(
                 {
@@ -137,7 +137,7 @@ def resolve(parameters: Any) -> ForecasterParams:
                 }
             )
     if values["forecaster"] == "llm":
-        missing = [n for n in ("LLM_BASE_URL", "LLM_MODEL") if not getattr(settings, n, "")]
+        missing = [n for n in ("LLM_BASE_URL", "LLM_MODEL") if not getattr(conf, n)]
         if missing:
             raise ValidationError(
                 {

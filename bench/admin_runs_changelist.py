@@ -4,7 +4,7 @@ Fills `runner_cyclerun` up to --rows synthetic rows (benchmark data, not real ru
 admin changelist pages an operator opens most (first page, a status filter, an agent filter, a deep
 page, an error-text search) in two admins over the same data:
 
-  ours      runner.admin.CycleRunAdmin: no full count, a capped/estimated count, ordering on the
+  ours      runner.admin.runs.CycleRunAdmin: no full count, a capped/estimated count, ordering on the
             primary key, heavy columns deferred, related rows joined;
   baseline  the same columns and filters with Django's defaults (full COUNT(*) twice per page,
             ordering by the model's Meta.ordering, the default paginator).
@@ -41,7 +41,8 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext, override_settings  # noqa: E402
 from django.urls import path  # noqa: E402
 
-from runner.admin import RECENT_RUNS_FOR_RATE, CycleRunAdmin  # noqa: E402
+from runner.admin.agent_list import RECENT_RUNS_FOR_RATE  # noqa: E402
+from runner.admin.runs import CycleRunAdmin  # noqa: E402
 from runner.models import FINISHED_STATUSES, Agent, CycleRun  # noqa: E402
 
 AGENTS = 10

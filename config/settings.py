@@ -10,6 +10,9 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from agents.conf import conf as agents_conf
+from runner.conf import conf as runner_conf
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -130,54 +133,28 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# --- Runner -----------------------------------------------------------------------------------
-# Agent kinds the runner can load: kind -> dotted path of a class implementing runner.protocol.
-RUNNER_AGENT_KINDS = {
-    "forecaster": "agents.forecaster.ForecasterAgent",
-    # More kinds from the environment, as JSON: {"mykind": "mypackage.module.MyAgent"}
-    **env.json("RUNNER_EXTRA_AGENT_KINDS", default={}),
-}
-RUNNER_DEFAULT_AGENT = env.str("RUNNER_DEFAULT_AGENT", default="default")
-# A claimed cycle holds a lease renewed by a heartbeat every LEASE_SECONDS / 3; a run whose lease
-# ran out (its worker was killed or hung) is marked abandoned by the next claim or the reaper.
-RUNNER_LEASE_SECONDS = env.int("RUNNER_LEASE_SECONDS", default=30)
-# A queued run that no worker starts within this time is marked skipped (no cluster running).
-RUNNER_QUEUED_RUN_TTL_SECONDS = env.int("RUNNER_QUEUED_RUN_TTL_SECONDS", default=600)
-RUNNER_RUN_LOG_LINES = env.int("RUNNER_RUN_LOG_LINES", default=500)
-# Extra fields for the seed-compatible status: dotted paths of callables f(agent) -> dict.
-RUNNER_STATUS_EXTRAS = ["agents.status.forecast_totals"]
-# `manage.py rundispatcher` sleeps until the next slot, or at most this long (new schedules).
-RUNNER_DISPATCH_POLL_SECONDS = env.float("RUNNER_DISPATCH_POLL_SECONDS", default=0.5)
-# The environment is the ceiling on trading: agents can only be `live` when this says `live`.
-TRADING_MODE = env.str("TRADING_MODE", default="dry_run")
-if TRADING_MODE not in ("dry_run", "live"):
-    raise ImproperlyConfigured(f"TRADING_MODE must be 'dry_run' or 'live', not {TRADING_MODE!r}.")
-# Reports: dotted paths of callables(agent_or_None, since, until) -> dict whose keys are merged
-# into a report's `outputs` (what the agents produced); runner never imports agent code itself.
-RUNNER_REPORT_EXTRAS = ["agents.reports.forecaster_output"]
-# Retention: a daily django-q2 schedule deletes finished runs older than this (e.g. "90d");
-# empty disables it. `manage.py pruneruns --sync-schedule` (and migrate) keep the schedule in step.
-RUNNER_PRUNE_RUNS_OLDER_THAN = env.str("RUNNER_PRUNE_RUNS_OLDER_THAN", default="")
-MARKET_SOURCE = env.str("MARKET_SOURCE", default="snapshot")
-GAMMA_BASE_URL = env.str("GAMMA_BASE_URL", default="https://gamma-api.polymarket.com")
-LLM_BASE_URL = env.str("LLM_BASE_URL", default="")
-LLM_API_KEY = env.str("LLM_API_KEY", default="")
-LLM_MODEL = env.str("LLM_MODEL", default="")
+# --- Runner and agents ------------------------------------------------------------------------
+# Every RUNNER_* setting (and TRADING_MODE) is declared once, with its default and meaning, in
+# runner/conf.py; the forecaster's (MARKET_SOURCE, GAMMA_BASE_URL, LLM_*, FORECASTER_*) in
+# agents/conf.py. Here they are read from the environment where they may be.
+RUNNER_SETTINGS = runner_conf.from_environment(env)
+vars().update(RUNNER_SETTINGS)
+vars().update(agents_conf.from_environment(env))
 
 # --- django-q2 ------------------------------------------------------------------------------
-# The longest cycle deadline the runner allows; django-q2's hard timeout sits above it so the
-# cycle always stops itself first, and `retry` sits above the timeout so a task is never
-# redelivered while it is still running.
-RUNNER_MAX_TIMEOUT_SECONDS = 3600
-# Each cycle task carries its own django-q2 timeout: the agent's timeout_seconds plus this margin,
-# so a cycle that ignores its deadline is killed long before the cluster-wide ceiling.
-RUNNER_HARD_TIMEOUT_MARGIN_SECONDS = env.int("RUNNER_HARD_TIMEOUT_MARGIN_SECONDS", default=60)
+# The cluster-wide timeout sits above the longest cycle deadline plus the hard-timeout margin, so
+# a cycle always stops itself first; `retry` sits above the timeout so a task is never redelivered
+# while it is still running. Each cycle task also carries its own, shorter, timeout.
+_CYCLE_CEILING = (
+    RUNNER_SETTINGS["RUNNER_MAX_TIMEOUT_SECONDS"]
+    + RUNNER_SETTINGS["RUNNER_HARD_TIMEOUT_MARGIN_SECONDS"]
+)
 REDIS_URL = env.str("REDIS_URL", default="")
 Q_CLUSTER = {
     "name": "agent-runner",
     "workers": env.int("Q_WORKERS", default=2),
-    "timeout": RUNNER_MAX_TIMEOUT_SECONDS + RUNNER_HARD_TIMEOUT_MARGIN_SECONDS,
-    "retry": RUNNER_MAX_TIMEOUT_SECONDS + RUNNER_HARD_TIMEOUT_MARGIN_SECONDS + 60,
+    "timeout": _CYCLE_CEILING,
+    "retry": _CYCLE_CEILING + 60,
     "max_attempts": 1,
     "ack_failures": True,
     "catch_up": False,
@@ -204,13 +181,6 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
-# Throttle for control requests (start, stop, pause, resume, run-once, interval) per user,
-# e.g. "120/min"; read on every request so it can be changed in tests and deployments alike.
-RUNNER_API_CONTROL_RATE = env.str("RUNNER_API_CONTROL_RATE", default="120/min")
-# The seed-compatible POST /api/agent/run-once waits this long at most for its cycle to finish,
-# and runs the cycle in the web process itself when no worker has claimed it after the grace.
-RUNNER_API_RUN_ONCE_WAIT_SECONDS = env.float("RUNNER_API_RUN_ONCE_WAIT_SECONDS", default=60.0)
-RUNNER_API_RUN_ONCE_GRACE_SECONDS = env.float("RUNNER_API_RUN_ONCE_GRACE_SECONDS", default=2.0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Agent Runner API",
     "DESCRIPTION": "Control, schedule and audit trading-research agents.",
@@ -230,19 +200,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# --- Health, metrics, alerts (runner.health, runner.metrics, runner.alerts) --------------------
-# /healthz fails when no cluster heartbeat was seen for this long (the watchdog task beats every
-# minute) or when a running agent's next run is this far in the past.
-RUNNER_HEARTBEAT_MAX_AGE_SECONDS = env.int("RUNNER_HEARTBEAT_MAX_AGE_SECONDS", default=180)
-RUNNER_OVERDUE_GRACE_SECONDS = env.int("RUNNER_OVERDUE_GRACE_SECONDS", default=300)
-# /metrics answers clients in these networks, or any client with `Authorization: Bearer <token>`.
-RUNNER_METRICS_ALLOWED_IPS = env.list(
-    "RUNNER_METRICS_ALLOWED_IPS", default=["127.0.0.1/32", "::1/128"]
-)
-RUNNER_METRICS_TOKEN = env.str("RUNNER_METRICS_TOKEN", default="")
-RUNNER_ALERT_EMAILS = env.list("RUNNER_ALERT_EMAILS", default=[])
-RUNNER_ALERT_WEBHOOK_URL = env.str("RUNNER_ALERT_WEBHOOK_URL", default="")
-RUNNER_ALERT_WEBHOOK_TIMEOUT = env.float("RUNNER_ALERT_WEBHOOK_TIMEOUT", default=5.0)
+# --- Alerts by mail (the RUNNER_ALERT_* settings are in runner/conf.py) -------------------------
 # Mail for alerts: e.g. EMAIL_URL=smtp+tls://user:password@smtp.example.com:587
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)

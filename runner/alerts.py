@@ -17,12 +17,12 @@ import logging
 from datetime import timedelta
 
 import httpx
-from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from runner.conf import conf
 from runner.models import Agent, AgentState, Alert, AlertKind, CycleRun, RunStatus
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def close(*, kind, agent_id, now) -> int:
 
 def overdue_agents(now):
     """Running agents whose next cycle is more than the grace period late: (agent, late_by)."""
-    grace = timedelta(seconds=settings.RUNNER_OVERDUE_GRACE_SECONDS)
+    grace = timedelta(seconds=conf.RUNNER_OVERDUE_GRACE_SECONDS)
     late = Agent.objects.filter(state=AgentState.RUNNING, next_run__lt=now - grace)
     return [(agent, now - agent.next_run) for agent in late]
 
@@ -178,7 +178,7 @@ def deliver(alert_id):
     """Send one alert by mail and webhook; record what happened to each channel."""
     alert = Alert.objects.get(pk=alert_id)
     delivery = {}
-    recipients = list(settings.RUNNER_ALERT_EMAILS)
+    recipients = list(conf.RUNNER_ALERT_EMAILS)
     if recipients:
         try:
             send_mail(
@@ -191,11 +191,11 @@ def deliver(alert_id):
         except Exception as exc:  # SMTP down must not break the caller
             logger.exception("alert %s: mail delivery failed", alert.pk)
             delivery["email"] = f"failed: {type(exc).__name__}: {exc}"[:500]
-    url = settings.RUNNER_ALERT_WEBHOOK_URL
+    url = conf.RUNNER_ALERT_WEBHOOK_URL
     if url:
         try:
             response = httpx.post(
-                url, json=payload(alert), timeout=settings.RUNNER_ALERT_WEBHOOK_TIMEOUT
+                url, json=payload(alert), timeout=conf.RUNNER_ALERT_WEBHOOK_TIMEOUT
             )
             response.raise_for_status()
             delivery["webhook"] = f"sent: HTTP {response.status_code}"

@@ -6,14 +6,14 @@ from django.db.models.signals import post_migrate
 logger = logging.getLogger(__name__)
 
 
-def _ensure_watchdog_schedule(sender, using="default", **kwargs):
-    """After every `migrate`: make sure the watchdog's django-q2 schedule exists (idempotent)."""
+def _sync_periodic_schedules(sender, using="default", **kwargs):
+    """After every `migrate`: the periodic jobs' django-q2 schedules (runner.periodic)."""
     from django.db import connections
 
-    from runner.monitoring import ensure_watchdog_schedule
+    from runner.periodic import sync_periodic_schedules
 
     if "django_q_schedule" in connections[using].introspection.table_names():
-        ensure_watchdog_schedule(using=using)
+        sync_periodic_schedules(using=using)
 
 
 def _worker_ready(sender, proc_name=None, **kwargs):
@@ -35,5 +35,5 @@ class RunnerConfig(AppConfig):
     def ready(self):
         from django_q.signals import post_spawn
 
-        post_migrate.connect(_ensure_watchdog_schedule, sender=self)
+        post_migrate.connect(_sync_periodic_schedules, sender=self)
         post_spawn.connect(_worker_ready, dispatch_uid="runner.worker_ready")

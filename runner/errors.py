@@ -23,6 +23,10 @@ class AgentNotFound(RunnerError):
     """No agent has that slug."""
 
 
+class ClaimRefused(TransitionRefused):
+    """A worker may not run this cycle (another is in flight, the agent is not running, ...)."""
+
+
 class AgentLoadError(Exception):
     """The agent's kind is unknown or its class cannot be imported or built."""
 

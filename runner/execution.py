@@ -13,17 +13,19 @@ import socket
 import threading
 import traceback as traceback_module
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 from django_q.exceptions import TimeoutException
 
-from runner import logs, registry, services
+from runner import logs, registry
+from runner.conf import conf
 from runner.errors import AgentLoadError, CycleStop, LeaseLost
 from runner.models import CycleRun, RunStatus
 from runner.protocol import CycleContext
+from runner.services import cycles
+from runner.types import Claim, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ class Heartbeat(threading.Thread):
     def __init__(self, run_id, token, deadline):
         super().__init__(name=f"heartbeat-run-{run_id}", daemon=True)
         self.run_id, self.token, self.deadline = run_id, token, deadline
-        self.interval = max(settings.RUNNER_LEASE_SECONDS / 3, 0.1)
+        self.interval = max(conf.RUNNER_LEASE_SECONDS / 3, 0.1)
         self.stopped = threading.Event()
         self.lost = threading.Event()
 
@@ -78,11 +80,11 @@ class Heartbeat(threading.Thread):
         try:
             while not self.stopped.wait(self.interval):
                 now = timezone.now()
-                if (now - self.deadline).total_seconds() > settings.RUNNER_LEASE_SECONDS:
+                if (now - self.deadline).total_seconds() > conf.RUNNER_LEASE_SECONDS:
                     return
                 try:
                     close_old_connections()
-                    held, _cancel = services.cycle_heartbeat(
+                    held, _cancel = cycles.cycle_heartbeat(
                         run_id=self.run_id, token=self.token, now=now
                     )
                 except Exception:  # a dropped connection must not kill the heartbeat
@@ -100,7 +102,23 @@ class Heartbeat(threading.Thread):
         self.join(timeout=5)
 
 
-def execute_claim(claim: services.Claim) -> CycleRun:
+def run_queued(run_id, *, task_id="") -> CycleRun:
+    """Claim a queued run and execute it here: the one "claim, then execute" of every queued run
+    (cluster task, CLI, the web process's fallback). Raises ClaimRefused."""
+    claim = cycles.cycle_claim_queued(run_id=run_id, worker=worker_name(), task_id=task_id)
+    return execute_claim(claim)
+
+
+def run_scheduled(agent_id, *, slot=None, task_id="") -> CycleRun | None:
+    """Claim the agent's due slot and execute it here; None when nothing was due (a duplicate
+    delivery). Raises ClaimRefused when the slot was recorded as skipped."""
+    claim = cycles.cycle_claim_scheduled(
+        agent_id=agent_id, worker=worker_name(), task_id=task_id, slot=slot
+    )
+    return execute_claim(claim) if claim is not None else None
+
+
+def execute_claim(claim: Claim) -> CycleRun:
     """Run a claimed cycle to its end and record the outcome (fenced by the claim's token)."""
     with logs.bind(agent=claim.run.agent.slug, run_id=claim.run.pk):
         return _execute_claim(claim)
@@ -109,7 +127,7 @@ def execute_claim(claim: services.Claim) -> CycleRun:
 def _execute_claim(claim):
     run = claim.run
     agent = run.agent
-    log = RunLog(run.pk, agent.slug, settings.RUNNER_RUN_LOG_LINES)
+    log = RunLog(run.pk, agent.slug, conf.RUNNER_RUN_LOG_LINES)
     heartbeat = Heartbeat(run.pk, claim.token, run.deadline_at)
     heartbeat.start()
     try:
@@ -120,7 +138,7 @@ def _execute_claim(claim):
         # replace this worker process.
         heartbeat.stop()
         log.error("django-q2 stopped the cycle at its hard timeout")
-        hard_stop = services.Outcome(
+        hard_stop = Outcome(
             status=RunStatus.TIMED_OUT,
             error_type="HardTimeout",
             error_message="The cycle ignored its deadline and was stopped by django-q2's timeout",
@@ -143,11 +161,11 @@ def _execute_claim(claim):
 def _finish(run_id, token, outcome):
     """Record the outcome; one retry on a fresh connection if the database dropped us mid-cycle."""
     try:
-        return services.cycle_finish(run_id=run_id, token=token, outcome=outcome)
+        return cycles.cycle_finish(run_id=run_id, token=token, outcome=outcome)
     except Exception:
         logger.exception("recording run %s failed; retrying on a new connection", run_id)
         connection.close()
-        return services.cycle_finish(run_id=run_id, token=token, outcome=outcome)
+        return cycles.cycle_finish(run_id=run_id, token=token, outcome=outcome)
 
 
 def _run_agent(run, token, log, heartbeat):
@@ -158,7 +176,7 @@ def _run_agent(run, token, log, heartbeat):
         instance = agent_class()
     except (AgentLoadError, ValidationError, TypeError) as exc:
         log.error("agent could not be loaded: %s", exc)
-        return services.Outcome(
+        return Outcome(
             status=RunStatus.FAILED,
             error_type=type(exc).__name__
             if not isinstance(exc, AgentLoadError)
@@ -172,13 +190,13 @@ def _run_agent(run, token, log, heartbeat):
         if heartbeat.lost.is_set():
             raise LeaseLost("This worker no longer holds the run's lease")
         try:
-            services.cycle_checkpoint(run_id=run.pk, token=token)
+            cycles.cycle_checkpoint(run_id=run.pk, token=token)
         except (OperationalError, InterfaceError):
             # The database dropped this connection (restart, failover, pg_terminate_backend):
             # reconnect once rather than fail a cycle that is otherwise fine.
             logger.warning("checkpoint of run %s lost its connection; reconnecting", run.pk)
             connection.close()
-            services.cycle_checkpoint(run_id=run.pk, token=token)
+            cycles.cycle_checkpoint(run_id=run.pk, token=token)
 
     context = CycleContext(
         agent_slug=agent.slug,
@@ -201,16 +219,14 @@ def _run_agent(run, token, log, heartbeat):
             summary = {"result": summary}
     except CycleStop as exc:
         log.warning("cycle stopped: %s", exc)
-        return services.Outcome(
-            status=exc.status, error_type=type(exc).__name__, error_message=str(exc)
-        )
+        return Outcome(status=exc.status, error_type=type(exc).__name__, error_message=str(exc))
     except Exception as exc:
         log.error("cycle failed: %s: %s", type(exc).__name__, exc)
-        return services.Outcome(
+        return Outcome(
             status=RunStatus.FAILED,
             error_type=type(exc).__name__,
             error_message=str(exc),
             traceback=traceback_module.format_exc(),
         )
     log.info("cycle succeeded")
-    return services.Outcome(status=RunStatus.SUCCEEDED, summary=summary)
+    return Outcome(status=RunStatus.SUCCEEDED, summary=summary)

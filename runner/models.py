@@ -10,22 +10,26 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-
-class AgentState(models.TextChoices):
-    STOPPED = "stopped", "Stopped"
-    RUNNING = "running", "Running"
-    PAUSED = "paused", "Paused"
-    ERROR = "error", "Error"
-
-
-class TradingMode(models.TextChoices):
-    DRY_RUN = "dry_run", "Dry run (paper)"
-    LIVE = "live", "Live"
-
-
-INTERVAL_MIN, INTERVAL_MAX = 1, 10080
-TIMEOUT_MIN, TIMEOUT_MAX = 1, 3600
-MAX_FAILURES_MIN, MAX_FAILURES_MAX = 1, 1000
+from runner.choices import (  # noqa: F401 (re-exported: callers import them from here too)
+    FAILURE_STATUSES,
+    FINISHED_STATUSES,
+    INTERVAL_MAX,
+    INTERVAL_MIN,
+    MAX_FAILURES_MAX,
+    MAX_FAILURES_MIN,
+    TIMEOUT_MAX,
+    TIMEOUT_MIN,
+    AgentState,
+    AlertKind,
+    AuditAction,
+    AuditOutcome,
+    AuditSource,
+    RunStatus,
+    RunTrigger,
+    TradingMode,
+)
+from runner.conf import conf
+from runner.validation import validate_agent_config
 
 
 class Agent(models.Model):
@@ -113,43 +117,14 @@ class Agent(models.Model):
         return self.slug
 
     def clean(self):
-        from runner.validation import validate_agent_config
-
         validate_agent_config(self)
 
     @property
     def effective_trading_mode(self):
         """The mode a cycle really runs in: never more live than the environment allows."""
-        if self.trading_mode == TradingMode.LIVE and settings.TRADING_MODE == TradingMode.LIVE:
+        if self.trading_mode == TradingMode.LIVE and conf.TRADING_MODE == TradingMode.LIVE:
             return TradingMode.LIVE
         return TradingMode.DRY_RUN
-
-
-class RunStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    TIMED_OUT = "timed_out", "Timed out"
-    CANCELLED = "cancelled", "Cancelled"
-    ABANDONED = "abandoned", "Abandoned"
-    SKIPPED = "skipped", "Skipped"
-
-
-FINISHED_STATUSES = (
-    RunStatus.SUCCEEDED,
-    RunStatus.FAILED,
-    RunStatus.TIMED_OUT,
-    RunStatus.CANCELLED,
-    RunStatus.ABANDONED,
-)
-FAILURE_STATUSES = (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.ABANDONED)
-
-
-class RunTrigger(models.TextChoices):
-    SCHEDULE = "schedule", "Schedule"
-    MANUAL = "manual", "Manual"
-    CLI = "cli", "Command line"
 
 
 class CycleRun(models.Model):
@@ -233,32 +208,6 @@ class CycleRun(models.Model):
         return f"{self.agent_id}#{self.pk} {self.status}"
 
 
-class AuditAction(models.TextChoices):
-    START = "start", "Start"
-    STOP = "stop", "Stop"
-    PAUSE = "pause", "Pause"
-    RESUME = "resume", "Resume"
-    RUN_ONCE = "run_once", "Run once"
-    SET_INTERVAL = "set_interval", "Set interval"
-    CONFIGURE = "configure", "Configure"
-    CREATE = "create", "Create"
-    DELETE = "delete", "Delete"
-    TRIP = "trip", "Trip (circuit breaker)"
-
-
-class AuditOutcome(models.TextChoices):
-    APPLIED = "applied", "Applied"
-    REFUSED = "refused", "Refused"
-
-
-class AuditSource(models.TextChoices):
-    ADMIN = "admin", "Admin"
-    API = "api", "API"
-    CLI = "cli", "Command line"
-    SCHEDULER = "scheduler", "Scheduler"
-    SYSTEM = "system", "System"
-
-
 class AuditEvent(models.Model):
     """One control request, applied or refused. Append-only: PostgreSQL refuses UPDATE and DELETE.
 
@@ -332,12 +281,6 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self):
         return f"{self.worker} {self.seen_at:%Y-%m-%d %H:%M:%S}"
-
-
-class AlertKind(models.TextChoices):
-    AGENT_ERROR = "agent_error", "Agent tripped to error"
-    RUN_ABANDONED = "run_abandoned", "Run abandoned"
-    AGENT_OVERDUE = "agent_overdue", "Agent overdue"
 
 
 class Alert(models.Model):

@@ -1,7 +1,6 @@
 """The watchdog task and the health report.
 
-The watchdog runs every minute as a django-q2 schedule (`ensure_watchdog_schedule`, called after
-every `migrate`). Each run proves that the cluster's scheduler fires and a worker executes, so it
+The watchdog runs every minute as a django-q2 schedule (declared in runner.periodic). Each run proves that the cluster's scheduler fires and a worker executes, so it
 writes the cluster heartbeat that /healthz reads; then it reaps expired leases and reconciles
 alerts (opens overdue ones, closes cleared ones).
 """
@@ -16,14 +15,12 @@ from django.db import connection
 from django.utils import timezone
 
 from runner import alerts, services
+from runner.conf import conf
 from runner.execution import worker_name
 from runner.models import WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
 
-WATCHDOG_TASK = "runner.monitoring.watchdog"
-WATCHDOG_SCHEDULE_NAME = "runner:watchdog"
-WATCHDOG_MINUTES = 1
 HEARTBEAT_KEEP = timedelta(days=1)
 
 
@@ -51,23 +48,6 @@ def watchdog():
     return {"reaped": reaped, **result}
 
 
-def ensure_watchdog_schedule(using="default"):
-    """Create the watchdog's Schedule row if it is missing (idempotent; several clusters share it)."""
-    from django_q.models import Schedule
-
-    schedule, created = Schedule.objects.using(using).get_or_create(
-        name=WATCHDOG_SCHEDULE_NAME,
-        defaults={
-            "func": WATCHDOG_TASK,
-            "schedule_type": Schedule.MINUTES,
-            "minutes": WATCHDOG_MINUTES,
-            "repeats": -1,
-            "next_run": timezone.now(),
-        },
-    )
-    return created
-
-
 def last_heartbeat():
     return WorkerHeartbeat.objects.order_by("-seen_at").values_list("seen_at", flat=True).first()
 
@@ -86,7 +66,7 @@ def health_report(now=None) -> tuple[bool, dict]:
         checks["database"] = {"ok": False, "reason": "database unreachable"}
         return False, {"status": "unhealthy", "checks": checks}
 
-    max_age = settings.RUNNER_HEARTBEAT_MAX_AGE_SECONDS
+    max_age = conf.RUNNER_HEARTBEAT_MAX_AGE_SECONDS
     seen = last_heartbeat()
     age = (now - seen).total_seconds() if seen else None
     if age is not None and age <= max_age:
@@ -104,7 +84,7 @@ def health_report(now=None) -> tuple[bool, dict]:
         }
 
     overdue = alerts.overdue_agents(now)
-    grace = settings.RUNNER_OVERDUE_GRACE_SECONDS
+    grace = conf.RUNNER_OVERDUE_GRACE_SECONDS
     if overdue:
         checks["schedule"] = {
             "ok": False,

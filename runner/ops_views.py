@@ -10,7 +10,6 @@ import hmac
 import ipaddress
 import logging
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
@@ -18,6 +17,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from runner import metrics, monitoring
+from runner.conf import conf
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +38,14 @@ def healthz(request):
 def _allowed_networks():
     try:
         return [
-            ipaddress.ip_network(cidr, strict=False) for cidr in settings.RUNNER_METRICS_ALLOWED_IPS
+            ipaddress.ip_network(cidr, strict=False) for cidr in conf.RUNNER_METRICS_ALLOWED_IPS
         ]
     except ValueError as exc:
         raise ImproperlyConfigured(f"RUNNER_METRICS_ALLOWED_IPS: {exc}") from exc
 
 
 def metrics_allowed(request) -> bool:
-    token = settings.RUNNER_METRICS_TOKEN
+    token = conf.RUNNER_METRICS_TOKEN
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if token and header.startswith("Bearer "):
         return hmac.compare_digest(header[len("Bearer ") :].encode(), token.encode())

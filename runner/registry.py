@@ -1,14 +1,15 @@
 """Finds agent classes by kind through the RUNNER_AGENT_KINDS setting (runner never imports agents)."""
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.module_loading import import_string
 
+from runner.conf import conf
 from runner.errors import AgentLoadError
 
 
 def agent_kinds():
-    return dict(settings.RUNNER_AGENT_KINDS)
+    """The built-in kinds, with those registered through RUNNER_EXTRA_AGENT_KINDS over them."""
+    return {**conf.RUNNER_AGENT_KINDS, **conf.RUNNER_EXTRA_AGENT_KINDS}
 
 
 def get_agent_class(kind):

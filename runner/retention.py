@@ -13,11 +13,11 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from runner.conf import conf
 from runner.models import CycleRun, RunStatus
 from runner.reports import parse_duration
 
@@ -25,8 +25,6 @@ logger = logging.getLogger(__name__)
 
 PRUNABLE_STATUSES = [s for s in RunStatus.values if s not in (RunStatus.QUEUED, RunStatus.RUNNING)]
 DEFAULT_BATCH_SIZE = 1000
-SCHEDULE_NAME = "runner:prune-runs"
-SCHEDULE_FUNC = "runner.retention.prune_runs_scheduled"
 
 
 @dataclass
@@ -101,35 +99,7 @@ def prune_runs(
 
 def prune_runs_scheduled():
     """django-q2 entry point: prune by the setting; does nothing when the setting is empty."""
-    older_than = getattr(settings, "RUNNER_PRUNE_RUNS_OLDER_THAN", "")
+    older_than = conf.RUNNER_PRUNE_RUNS_OLDER_THAN
     if not older_than:
         return {"pruned": False, "reason": "RUNNER_PRUNE_RUNS_OLDER_THAN is empty"}
     return prune_runs(older_than=older_than).as_dict()
-
-
-def ensure_prune_schedule(schedule_model=None, *, now=None):
-    """Create, keep or remove the daily prune Schedule to match the setting (idempotent).
-
-    Returns the Schedule, or None when pruning is disabled. `schedule_model` lets a data
-    migration pass its historical model.
-    """
-    if schedule_model is None:
-        from django_q.models import Schedule as schedule_model
-    older_than = getattr(settings, "RUNNER_PRUNE_RUNS_OLDER_THAN", "")
-    if not older_than:
-        schedule_model.objects.filter(name=SCHEDULE_NAME).delete()
-        return None
-    parse_duration(older_than, field="RUNNER_PRUNE_RUNS_OLDER_THAN")
-    schedule, created = schedule_model.objects.get_or_create(
-        name=SCHEDULE_NAME,
-        defaults={
-            "func": SCHEDULE_FUNC,
-            "schedule_type": "D",
-            "repeats": -1,
-            "next_run": now or timezone.now(),
-        },
-    )
-    if not created and (schedule.func, schedule.schedule_type) != (SCHEDULE_FUNC, "D"):
-        schedule.func, schedule.schedule_type, schedule.repeats = SCHEDULE_FUNC, "D", -1
-        schedule.save(update_fields=["func", "schedule_type", "repeats"])
-    return schedule

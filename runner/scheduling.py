@@ -17,22 +17,21 @@ import ast
 import logging
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
+from runner import slots
+from runner.conf import conf
 from runner.models import Agent, AgentState, CycleRun, RunStatus, RunTrigger
 
 logger = logging.getLogger(__name__)
 
 SCHEDULED_TASK = "runner.tasks.run_scheduled_cycle"
 QUEUED_TASK = "runner.tasks.run_queued_cycle"
-REAPER_TASK = "runner.tasks.reap_expired_leases"
 SCHEDULE_PREFIX = "runner:agent:"
-REAPER_SCHEDULE_NAME = "runner:reap-expired-leases"
 # The slot is handed to the task under this keyword, by django-q2's scheduler and by ours alike.
 SLOT_KWARG = "slot"
 
@@ -44,7 +43,7 @@ def schedule_name(agent):
 def task_options(timeout_seconds) -> dict:
     """django-q2 options of one cycle task: its hard timeout sits above the cycle's own deadline
     (`timeout_seconds`), so the cycle stops itself first and django-q2 only kills a hung one."""
-    return {"timeout": int(timeout_seconds) + settings.RUNNER_HARD_TIMEOUT_MARGIN_SECONDS}
+    return {"timeout": int(timeout_seconds) + conf.RUNNER_HARD_TIMEOUT_MARGIN_SECONDS}
 
 
 def sync_schedule(agent):
@@ -67,14 +66,6 @@ def sync_schedule(agent):
         )
     else:
         Schedule.objects.filter(name=name).delete()
-
-
-def _slot_after(slot: datetime, minutes: int, now: datetime) -> datetime:
-    """The first slot of this cadence after `now` (django-q2's rule with catch_up off)."""
-    interval = timedelta(minutes=minutes or 1)
-    if slot > now:
-        return slot
-    return slot + (int((now - slot) / interval) + 1) * interval
 
 
 def enqueue_scheduled_cycle(agent):
@@ -148,7 +139,7 @@ def dispatch_due_slots(*, now=None) -> list[tuple[int, datetime]]:
         options = ast.literal_eval(kwargs).get("q_options", {}) if kwargs else {}
         with transaction.atomic():
             taken = Schedule.objects.filter(pk=pk, next_run=slot).update(
-                next_run=_slot_after(slot, minutes, now)
+                next_run=slots.next_slot_after(slot, minutes, now)
             )
             if taken:
                 agent_id = int(args)
@@ -210,18 +201,3 @@ def seconds_to_next_slot(*, now=None) -> float | None:
     if upcoming is None:
         return None
     return max((upcoming - now).total_seconds(), 0.0)
-
-
-def ensure_reaper_schedule(schedule_model=Schedule):
-    """Keep exactly one django-q2 Schedule that reaps expired leases every minute (idempotent)."""
-    schedule, _created = schedule_model.objects.update_or_create(
-        name=REAPER_SCHEDULE_NAME,
-        defaults={
-            "func": REAPER_TASK,
-            "schedule_type": "I",  # Schedule.MINUTES
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
-    schedule_model.objects.filter(name=REAPER_SCHEDULE_NAME).exclude(pk=schedule.pk).delete()
-    return schedule

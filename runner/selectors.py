@@ -1,8 +1,7 @@
-"""Reads of runner state for every interface (status for API, admin, CLI)."""
+"""Reads of runner state for every interface (status for API, admin, CLI). Reads never write."""
 
-from runner import services
 from runner.errors import AgentNotFound
-from runner.models import Agent, AgentState, CycleRun
+from runner.models import Agent, AgentState, CycleRun, RunStatus
 
 
 def agent_get(slug) -> Agent:
@@ -27,11 +26,15 @@ STATUS_FIELDS = (
 
 
 def agent_status(agent: Agent) -> dict:
-    """The agent's state and counters, after settling any run whose lease has expired."""
-    if services.runs_reap_expired(agent_id=agent.pk):
-        agent.refresh_from_db()
+    """The agent's state, counters and the id of the cycle running now.
+
+    A run whose worker died stays `running` here until the next claim or the periodic reaper
+    settles it (within a minute); this read never does it itself.
+    """
     status = {"agent": agent.slug, **{name: getattr(agent, name) for name in STATUS_FIELDS}}
     status["running"] = agent.state == AgentState.RUNNING
-    current = CycleRun.objects.filter(agent=agent, status="running").values_list("pk", flat=True)
+    current = CycleRun.objects.filter(agent=agent, status=RunStatus.RUNNING).values_list(
+        "pk", flat=True
+    )
     status["current_run"] = next(iter(current), None)
     return status

@@ -1,8 +1,8 @@
-"""django-q2 task entry points: thin wrappers that claim through services and run the cycle.
+"""django-q2 task entry points: thin wrappers around runner.execution and the periodic work.
 
 Tasks receive ids, never model instances. Each re-checks state through its claim, so a queued
 task for a stopped or paused agent, or a second delivery of the same slot, changes nothing but
-a `skipped` record.
+a `skipped` record. Periodic tasks are declared in `runner.periodic`.
 """
 
 import logging
@@ -11,7 +11,8 @@ import threading
 from django.dispatch import receiver
 from django_q.signals import post_execute_in_worker, pre_execute
 
-from runner import execution, scheduling, services
+from runner import execution, scheduling
+from runner.errors import ClaimRefused
 
 logger = logging.getLogger(__name__)
 
@@ -36,32 +37,21 @@ def _task_id():
 def run_scheduled_cycle(agent_id, slot=None):
     """One scheduled slot of one agent; `slot` (ISO time) comes from whoever queued it."""
     try:
-        claim = services.cycle_claim_scheduled(
-            agent_id=int(agent_id),
-            worker=execution.worker_name(),
-            task_id=_task_id(),
-            slot=scheduling.parse_slot(slot),
+        run = execution.run_scheduled(
+            int(agent_id), slot=scheduling.parse_slot(slot), task_id=_task_id()
         )
-    except services.ClaimRefused as exc:
+    except ClaimRefused as exc:
         logger.info("scheduled cycle of agent %s not run: %s", agent_id, exc.message)
         return {"ran": False, "reason": exc.message}
-    if claim is None:
+    if run is None:
         return {"ran": False, "reason": "nothing due"}
-    run = execution.execute_claim(claim)
     return {"ran": True, "run_id": run.pk, "status": run.status}
 
 
 def run_queued_cycle(run_id):
     try:
-        claim = services.cycle_claim_queued(
-            run_id=int(run_id), worker=execution.worker_name(), task_id=_task_id()
-        )
-    except services.ClaimRefused as exc:
+        run = execution.run_queued(int(run_id), task_id=_task_id())
+    except ClaimRefused as exc:
         logger.info("queued run %s not run: %s", run_id, exc.message)
         return {"ran": False, "reason": exc.message}
-    run = execution.execute_claim(claim)
     return {"ran": True, "run_id": run.pk, "status": run.status}
-
-
-def reap_expired_leases():
-    return services.runs_reap_expired()

@@ -1,18 +1,32 @@
 """Input checks shared by every interface, so the admin, API and CLI refuse with the same words."""
 
-from django.conf import settings
+import re
+
 from django.core.exceptions import ValidationError
 
-from runner import models
+from runner.choices import INTERVAL_MAX, INTERVAL_MIN, TradingMode
+from runner.conf import conf
 from runner.errors import InvalidInput
 from runner.registry import validate_parameters
 
 REASON_MAX_LENGTH = 1000
 
 
+# Digits as typed in a form or on a command line: ASCII only, so "²" or "٣" are not numbers here.
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,18}")
+
+
+def bounded_int_message(field, low, high):
+    return f"{field} must be a whole number from {low} to {high}."
+
+
+INTERVAL_MESSAGE = bounded_int_message("interval_minutes", INTERVAL_MIN, INTERVAL_MAX)
+
+
 def parse_bounded_int(value, *, field, low, high):
-    """An integer in [low, high]; bools, fractions, strings and null are refused naming the field."""
-    message = f"{field} must be a whole number from {low} to {high}."
+    """An integer in [low, high], from a number or the digits of a form field; bools, fractions,
+    other text and null are refused naming the field."""
+    message = bounded_int_message(field, low, high)
     if isinstance(value, bool) or value is None:
         raise InvalidInput(message, field=field)
     if isinstance(value, float):
@@ -21,7 +35,7 @@ def parse_bounded_int(value, *, field, low, high):
         value = int(value)
     if isinstance(value, str):
         text = value.strip()
-        if not text.lstrip("-").isdigit():
+        if not _WHOLE_NUMBER.fullmatch(text):
             raise InvalidInput(message, field=field)
         value = int(text)
     if not isinstance(value, int) or not low <= value <= high:
@@ -30,9 +44,7 @@ def parse_bounded_int(value, *, field, low, high):
 
 
 def parse_interval(value):
-    return parse_bounded_int(
-        value, field="interval_minutes", low=models.INTERVAL_MIN, high=models.INTERVAL_MAX
-    )
+    return parse_bounded_int(value, field="interval_minutes", low=INTERVAL_MIN, high=INTERVAL_MAX)
 
 
 def parse_reason(value):
@@ -54,10 +66,7 @@ def validate_agent_config(agent):
         agent.parameters = validate_parameters(agent.kind, agent.parameters)
     except ValidationError as exc:
         errors.update(exc.message_dict)
-    if (
-        agent.trading_mode == models.TradingMode.LIVE
-        and settings.TRADING_MODE != models.TradingMode.LIVE
-    ):
+    if agent.trading_mode == TradingMode.LIVE and conf.TRADING_MODE != TradingMode.LIVE:
         errors["trading_mode"] = [
             "An agent can be set to live only while the environment says TRADING_MODE=live."
         ]

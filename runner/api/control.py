@@ -1,12 +1,12 @@
-"""What every control endpoint shares: who is asking, reading the body, auditing refusals.
+"""The one ladder of every HTTP control request: read the input, build the actor, make one
+service call, map its errors. The runner API and the seed-compatible endpoints both climb it and
+differ only in how they word an error (`on_error`).
 
-Control requests are audited even when they never reach a transition (no permission, a body of
-the wrong shape): the view records a `refused` event through `services.control_refused` and
-then answers 400 or 403. Range checks (interval, reason length) are left to the services, which
-audit their own refusals.
+Control requests are audited even when they never reach a service (no permission, a body of the
+wrong shape): the ladder records a `refused` event through `services.control_refused`; range
+checks (interval, reason length) are left to the services, which audit their own refusals.
 """
 
-import ipaddress
 from collections.abc import Mapping
 
 from django.http import QueryDict
@@ -14,25 +14,13 @@ from rest_framework.exceptions import ParseError
 
 from runner import services
 from runner.actors import Actor
+from runner.errors import InvalidInput, RunnerError
 from runner.models import Agent, AuditSource
-
-
-def client_ip(request):
-    """The peer address as Django saw it (None when it is not an IP, e.g. a unix socket)."""
-    address = request.META.get("REMOTE_ADDR", "").split("%", 1)[0]  # no IPv6 zone in the trail
-    try:
-        return str(ipaddress.ip_address(address))
-    except ValueError:
-        return None
+from runner.validation import INTERVAL_MESSAGE
 
 
 def actor_for(request) -> Actor:
-    return Actor.for_user(
-        request.user,
-        source=AuditSource.API,
-        client_ip=client_ip(request),
-        request_id=getattr(request, "request_id", ""),
-    )
+    return Actor.from_request(request, source=AuditSource.API)
 
 
 class ControlInputError(Exception):
@@ -76,6 +64,14 @@ def read_reason(body) -> str:
     return reason
 
 
+def read_interval(body):
+    """`interval_minutes` as JSON sent it: a number (its range is the service's to check)."""
+    value = body.get("interval_minutes")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ControlInputError("interval_minutes", INTERVAL_MESSAGE)
+    return value
+
+
 def reason_for_audit(request) -> str:
     """Best-effort reason of a request being refused before its body was read."""
     try:
@@ -100,3 +96,26 @@ def refuse(request, *, agent, action, message, agent_slug=None, reason=""):
 
 def find_agent(slug):
     return Agent.objects.filter(slug=slug).first() if isinstance(slug, str) else None
+
+
+def control_request(request, *, agent, action, fields, call, on_error):
+    """Read the body (only `fields`), then `call(body=, reason=, actor=)` -> Response.
+
+    Shape errors are audited here and handed to `on_error` as InvalidInput; the services' own
+    refusals (already audited) are handed to it as they come.
+    """
+    try:
+        body = read_body(request, fields)
+        reason = read_reason(body)
+        return call(body=body, reason=reason, actor=actor_for(request))
+    except ControlInputError as exc:
+        refuse(
+            request,
+            agent=agent,
+            action=action,
+            message=exc.message,
+            reason=reason_for_audit(request),
+        )
+        return on_error(InvalidInput(exc.message, field=exc.field))
+    except RunnerError as exc:
+        return on_error(exc)

@@ -8,7 +8,6 @@ services as the rest of the API and is audited the same way.
 
 import logging
 
-from django.conf import settings
 from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -19,15 +18,7 @@ from rest_framework.views import APIView
 
 from runner import selectors, services
 from runner.api import docs, permissions
-from runner.api.control import (
-    ControlInputError,
-    actor_for,
-    find_agent,
-    read_body,
-    read_reason,
-    reason_for_audit,
-    refuse,
-)
+from runner.api.control import control_request, find_agent, read_interval
 from runner.api.serializers import (
     IntervalSerializer,
     ReasonSerializer,
@@ -40,21 +31,18 @@ from runner.api.serializers import (
 from runner.api.throttling import CONTROL_SCOPE, ControlRateThrottle
 from runner.api.views import AuditedDenialMixin
 from runner.api.waiting import wait_for_run
-from runner.errors import RunnerError
-from runner.models import INTERVAL_MAX, INTERVAL_MIN, AuditAction, RunStatus
+from runner.conf import conf
+from runner.models import AuditAction, RunStatus
 
 logger = logging.getLogger(__name__)
 
-INTERVAL_TYPE_MESSAGE = (
-    f"interval_minutes must be a whole number from {INTERVAL_MIN} to {INTERVAL_MAX}."
-)
 SEED_TOTALS = {"total_forecasts": 0, "total_trades": 0}
 
 
 def status_extras(agent) -> dict:
     """Items from the RUNNER_STATUS_EXTRAS callables; a failing one is logged and left out."""
     extras = {}
-    for path in settings.RUNNER_STATUS_EXTRAS:
+    for path in conf.RUNNER_STATUS_EXTRAS:
         try:
             extras.update(import_string(path)(agent))
         except Exception:
@@ -92,39 +80,33 @@ class SeedAgentView(AuditedDenialMixin, APIView):
         return self.audit_as if self.is_control(self.request) else None
 
     def audit_agent(self):
-        slug = settings.RUNNER_DEFAULT_AGENT
+        slug = conf.RUNNER_DEFAULT_AGENT
         return find_agent(slug), slug
 
     def default_agent(self):
-        agent = find_agent(settings.RUNNER_DEFAULT_AGENT)
+        agent = find_agent(conf.RUNNER_DEFAULT_AGENT)
         if agent is None:
             return None, seed_error(
-                f"The default agent {settings.RUNNER_DEFAULT_AGENT!r} does not exist "
+                f"The default agent {conf.RUNNER_DEFAULT_AGENT!r} does not exist "
                 "(run `python manage.py migrate`, or set RUNNER_DEFAULT_AGENT).",
                 code=status.HTTP_404_NOT_FOUND,
             )
         return agent, None
 
     def control(self, request, respond):
-        """Read the body, call `respond(agent, body, reason, actor)`; refusals answer 400."""
+        """The shared control ladder (runner.api.control) on the default agent; every refusal
+        answers 400 in the seed's shape."""
         agent, missing = self.default_agent()
         if missing is not None:
             return missing
-        try:
-            body = read_body(request, self.body_fields)
-            reason = read_reason(body)
-            return respond(agent=agent, body=body, reason=reason, actor=actor_for(request))
-        except ControlInputError as exc:
-            refuse(
-                request,
-                agent=agent,
-                action=self.audit_as,
-                message=exc.message,
-                reason=reason_for_audit(request),
-            )
-            return seed_error(exc.message, field=exc.field)
-        except RunnerError as exc:
-            return seed_error(exc.message, field=exc.field)
+        return control_request(
+            request,
+            agent=agent,
+            action=self.audit_as,
+            fields=self.body_fields,
+            call=lambda **inputs: respond(agent=agent, **inputs),
+            on_error=lambda exc: seed_error(exc.message, field=exc.field),
+        )
 
 
 class SeedStatusView(SeedAgentView):
@@ -267,14 +249,14 @@ class SeedRunOnceView(SeedAgentView):
             queued = services.agent_run_once(agent=agent, actor=actor, reason=reason)
             run = wait_for_run(
                 queued.pk,
-                wait_seconds=settings.RUNNER_API_RUN_ONCE_WAIT_SECONDS,
-                grace_seconds=settings.RUNNER_API_RUN_ONCE_GRACE_SECONDS,
+                wait_seconds=conf.RUNNER_API_RUN_ONCE_WAIT_SECONDS,
+                grace_seconds=conf.RUNNER_API_RUN_ONCE_GRACE_SECONDS,
             )
             pending = run.status in (RunStatus.QUEUED, RunStatus.RUNNING)
             if pending:
                 error = (
                     f"Run {run.pk} is still {run.status} after "
-                    f"{settings.RUNNER_API_RUN_ONCE_WAIT_SECONDS:g} s; see /api/runs/{run.pk}/"
+                    f"{conf.RUNNER_API_RUN_ONCE_WAIT_SECONDS:g} s; see /api/runs/{run.pk}/"
                 )
             elif run.status == RunStatus.SUCCEEDED:
                 error = None
@@ -313,11 +295,8 @@ class SeedIntervalView(SeedAgentView):
     )
     def put(self, request):
         def respond(*, agent, body, reason, actor):
-            value = body.get("interval_minutes")
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ControlInputError("interval_minutes", INTERVAL_TYPE_MESSAGE)
             agent = services.agent_set_interval(
-                agent=agent, interval_minutes=value, actor=actor, reason=reason
+                agent=agent, interval_minutes=read_interval(body), actor=actor, reason=reason
             )
             minutes = agent.interval_minutes
             return Response(

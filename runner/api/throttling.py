@@ -1,7 +1,8 @@
 """Throttle for control requests; the rate is read from settings on every request."""
 
-from django.conf import settings
 from rest_framework.throttling import ScopedRateThrottle
+
+from runner.conf import conf
 
 CONTROL_SCOPE = "control"
 
@@ -15,5 +16,5 @@ class ControlRateThrottle(ScopedRateThrottle):
 
     def get_rate(self):
         if self.scope == CONTROL_SCOPE:
-            return settings.RUNNER_API_CONTROL_RATE
+            return conf.RUNNER_API_CONTROL_RATE
         return super().get_rate()

@@ -18,11 +18,10 @@ from rest_framework.response import Response
 from runner import selectors, services
 from runner.api import docs, permissions
 from runner.api.control import (
-    ControlInputError,
     actor_for,
+    control_request,
     find_agent,
-    read_body,
-    read_reason,
+    read_interval,
     reason_for_audit,
     refuse,
 )
@@ -38,7 +37,7 @@ from runner.api.serializers import (
     ReasonSerializer,
 )
 from runner.api.throttling import CONTROL_SCOPE, ControlRateThrottle
-from runner.errors import InvalidInput, TransitionRefused
+from runner.errors import InvalidInput, RunnerError, TransitionRefused
 from runner.models import INTERVAL_MAX, INTERVAL_MIN, Agent, AuditAction, AuditEvent, CycleRun
 
 CONTROL_ACTIONS = {
@@ -55,9 +54,6 @@ CONFIG_ACTIONS = {
     "partial_update": (AuditAction.CONFIGURE, permissions.CHANGE),
     "destroy": (AuditAction.DELETE, permissions.DELETE),
 }
-INTERVAL_TYPE_MESSAGE = (
-    f"interval_minutes must be a whole number from {INTERVAL_MIN} to {INTERVAL_MAX}."
-)
 
 
 def refused_response(exc: TransitionRefused):
@@ -67,6 +63,13 @@ def refused_response(exc: TransitionRefused):
 def invalid_input(exc: InvalidInput):
     errors = getattr(exc, "errors", None) or {exc.field or "non_field_errors": [exc.message]}
     return ValidationError(errors)
+
+
+def api_error(exc: RunnerError):
+    """Bad input is a 400 naming the field; a refused transition is a 409 with the state."""
+    if isinstance(exc, InvalidInput):
+        raise invalid_input(exc)
+    return refused_response(exc)
 
 
 class AuditedDenialMixin:
@@ -212,33 +215,20 @@ class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
     # --- control ----------------------------------------------------------------------------
 
     def _control(self, request, *, fields, call):
-        """Read the body, make the one service call, map its errors; refusals are audited.
-
-        Shape errors (malformed JSON, unknown fields, wrong types) are refused here and audited
-        through `services.control_refused`; range errors are refused and audited by the service.
-        """
+        """The shared control ladder (runner.api.control) on this agent, with the API's errors."""
         agent = self.get_object()
-        try:
-            body = read_body(request, fields)
-            reason = read_reason(body)
-            return call(agent=agent, body=body, reason=reason, actor=actor_for(request))
-        except ControlInputError as exc:
-            refuse(
-                request,
-                agent=agent,
-                action=CONTROL_ACTIONS[self.action],
-                message=exc.message,
-                reason=reason_for_audit(request),
-            )
-            raise ValidationError({exc.field: [exc.message]}) from exc
-        except InvalidInput as exc:
-            raise invalid_input(exc) from exc
-        except TransitionRefused as exc:
-            return refused_response(exc)
+        return control_request(
+            request,
+            agent=agent,
+            action=CONTROL_ACTIONS[self.action],
+            fields=fields,
+            call=lambda **inputs: call(agent=agent, **inputs),
+            on_error=api_error,
+        )
 
-    def _transition(self, request, service):
+    def _transition(self, request, verb):
         def call(*, agent, body, reason, actor):
-            agent = service(agent=agent, actor=actor, reason=reason)
+            agent = services.TRANSITIONS[verb](agent=agent, actor=actor, reason=reason)
             return Response(AgentSerializer(agent).data)
 
         return self._control(request, fields={"reason"}, call=call)
@@ -250,7 +240,7 @@ class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def start(self, request, slug=None):
-        return self._transition(request, services.agent_start)
+        return self._transition(request, "start")
 
     @extend_schema(
         summary="Stop (running|paused|error -> stopped; a running cycle stops at its next step)",
@@ -259,7 +249,7 @@ class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def stop(self, request, slug=None):
-        return self._transition(request, services.agent_stop)
+        return self._transition(request, "stop")
 
     @extend_schema(
         summary="Pause (running -> paused; a running cycle finishes)",
@@ -268,7 +258,7 @@ class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def pause(self, request, slug=None):
-        return self._transition(request, services.agent_pause)
+        return self._transition(request, "pause")
 
     @extend_schema(
         summary="Resume (paused -> running; never a burst of missed cycles)",
@@ -277,7 +267,7 @@ class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def resume(self, request, slug=None):
-        return self._transition(request, services.agent_resume)
+        return self._transition(request, "resume")
 
     @extend_schema(
         summary="Queue one manual cycle (any state; refused while a cycle is in flight)",
@@ -300,11 +290,8 @@ class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
     @action(detail=True, methods=["put"])
     def interval(self, request, slug=None):
         def call(*, agent, body, reason, actor):
-            value = body.get("interval_minutes")
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ControlInputError("interval_minutes", INTERVAL_TYPE_MESSAGE)
             agent = services.agent_set_interval(
-                agent=agent, interval_minutes=value, actor=actor, reason=reason
+                agent=agent, interval_minutes=read_interval(body), actor=actor, reason=reason
             )
             return Response(AgentSerializer(agent).data)
 

@@ -17,7 +17,8 @@ import time
 
 from django.db import close_old_connections, connection
 
-from runner import execution, services
+from runner import execution
+from runner.errors import ClaimRefused
 from runner.models import CycleRun, RunStatus
 
 logger = logging.getLogger(__name__)
@@ -30,18 +31,11 @@ def _run_here(run_id):
     """Claim and run a queued cycle in this process; a refused claim means a worker was faster."""
     close_old_connections()
     try:
-        claim = services.cycle_claim_queued(run_id=run_id, worker=execution.worker_name())
-    except services.ClaimRefused as exc:
+        execution.run_queued(run_id)
+    except ClaimRefused as exc:
         logger.info("run %s not run in the web process: %s", run_id, exc.message)
-        return
     except Exception:
-        logger.exception("claiming run %s in the web process failed", run_id)
-        return
-    else:
-        try:
-            execution.execute_claim(claim)
-        except Exception:
-            logger.exception("run %s failed to execute in the web process", run_id)
+        logger.exception("run %s could not be run in the web process", run_id)
     finally:
         connection.close()
 

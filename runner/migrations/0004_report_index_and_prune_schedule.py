@@ -1,17 +1,11 @@
-"""An index for reports and run lists over all agents, and the retention schedule.
+"""An index for reports and run lists over all agents.
 
-The schedule step creates (or removes) the daily django-q2 prune schedule to match the setting
-RUNNER_PRUNE_RUNS_OLDER_THAN; it is idempotent, and `manage.py pruneruns --sync-schedule` does the
-same after the setting changes.
+This migration once also created the daily prune schedule by importing live code; the periodic
+jobs' schedule rows are now kept in step after every `migrate` by runner.periodic, so migrations
+never depend on modules that may move.
 """
 
 from django.db import migrations, models
-
-
-def sync_prune_schedule(apps, schema_editor):
-    from runner.retention import ensure_prune_schedule
-
-    ensure_prune_schedule(apps.get_model("django_q", "Schedule"))
 
 
 class Migration(migrations.Migration):
@@ -25,5 +19,4 @@ class Migration(migrations.Migration):
             model_name="cyclerun",
             index=models.Index(fields=["queued_at", "id"], name="cyclerun_queued_id"),
         ),
-        migrations.RunPython(sync_prune_schedule, migrations.RunPython.noop),
     ]

@@ -1,19 +1,11 @@
-"""Register the lease reaper as a django-q2 Schedule (every minute), so a cluster reaps expired
-leases even when nobody claims a cycle or reads a status. Idempotent: re-running keeps one row."""
+"""Once registered a separate lease-reaper schedule by importing live code.
+
+The watchdog job (runner.periodic, synced after every `migrate`) now reaps expired leases, and
+the sync removes the old `runner:reap-expired-leases` row where an earlier version created it.
+Kept, empty, so databases that applied it and fresh ones share one migration history.
+"""
 
 from django.db import migrations
-
-
-def add_reaper_schedule(apps, schema_editor):
-    from runner.scheduling import ensure_reaper_schedule
-
-    ensure_reaper_schedule(apps.get_model("django_q", "Schedule"))
-
-
-def remove_reaper_schedule(apps, schema_editor):
-    from runner.scheduling import REAPER_SCHEDULE_NAME
-
-    apps.get_model("django_q", "Schedule").objects.filter(name=REAPER_SCHEDULE_NAME).delete()
 
 
 class Migration(migrations.Migration):
@@ -22,4 +14,4 @@ class Migration(migrations.Migration):
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
     ]
 
-    operations = [migrations.RunPython(add_reaper_schedule, remove_reaper_schedule)]
+    operations = []

@@ -12,7 +12,13 @@ def operator(db):
 
 @pytest.fixture
 def api_actor(operator):
-    return Actor.for_user(operator, source="api", client_ip="127.0.0.1", request_id="req-1")
+    return Actor(
+        user=operator,
+        source="api",
+        username=operator.get_username(),
+        client_ip="127.0.0.1",
+        request_id="req-1",
+    )
 
 
 @pytest.fixture

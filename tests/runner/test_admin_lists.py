@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from runner.bigtables import EstimatedCountPaginator
+from runner.admin.pagination import EstimatedCountPaginator
 from runner.models import AuditEvent, CycleRun
 from tests.factories import AgentFactory, AuditEventFactory, CycleRunFactory, UserFactory
 
@@ -226,7 +226,7 @@ def test_run_detail_lists_related_models_of_other_apps():
     """Every model with a ForeignKey to CycleRun shows up (the agents app's records, when present)."""
     from django.apps import apps
 
-    from runner.admin import related_record_links
+    from runner.admin.base import related_record_links
 
     pointing = {
         model
@@ -334,7 +334,7 @@ def test_paginator_estimates_above_the_cap_on_postgresql(monkeypatch):
 def test_probed_dates_match_djangos_distinct_dates(kind):
     from datetime import datetime
 
-    from runner.bigtables import ProbedDatesQuerySet
+    from runner.admin.pagination import ProbedDatesQuerySet
 
     moments = [
         datetime(2024, 12, 31, 23, 59, tzinfo=UTC),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
 from runner import services
 from runner.actors import Actor
@@ -29,7 +30,7 @@ def _database_url():
 @pytest.mark.slow
 def test_sixteen_processes_claiming_one_agent_give_exactly_one_running_cycle():
     agent = AgentFactory()
-    now = services.timezone.now()
+    now = timezone.now()
     runs = CycleRun.objects.bulk_create(
         CycleRun(agent=agent, trigger="manual", status="queued", queued_at=now)
         for _ in range(RACERS)
@@ -63,7 +64,7 @@ def test_sixteen_processes_claiming_one_agent_give_exactly_one_running_cycle():
 
 def test_database_refuses_a_second_running_run_for_one_agent():
     agent = AgentFactory()
-    now = services.timezone.now()
+    now = timezone.now()
     CycleRun.objects.create(agent=agent, trigger="manual", status="running", queued_at=now)
     with pytest.raises(DatabaseError), transaction.atomic():
         CycleRun.objects.create(agent=agent, trigger="manual", status="running", queued_at=now)
@@ -71,7 +72,7 @@ def test_database_refuses_a_second_running_run_for_one_agent():
 
 def test_database_refuses_a_second_run_for_one_slot():
     agent = AgentFactory()
-    now = services.timezone.now()
+    now = timezone.now()
     CycleRun.objects.create(
         agent=agent, trigger="schedule", slot=now, status="succeeded", queued_at=now
     )

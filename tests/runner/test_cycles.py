@@ -6,9 +6,10 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from runner import execution, selectors, services
+from runner import execution, monitoring, selectors, services
 from runner.actors import Actor
 from runner.errors import TransitionRefused
 from runner.models import Agent, AuditEvent, CycleRun
@@ -165,14 +166,46 @@ def test_expired_lease_is_abandoned_by_the_next_claim_and_the_zombie_cannot_writ
     assert agent.error_count == 1 and agent.run_count == 1
 
 
-def test_status_read_reaps_an_expired_lease(settings):
+def _run_with_expired_lease(settings):
+    """A run whose worker claimed it and vanished: its lease ran out five seconds ago."""
     agent = AgentFactory()
     queued = services.agent_run_once(agent=agent, actor=Actor.cli(), enqueue=False)
     past = timezone.now() - timedelta(seconds=settings.RUNNER_LEASE_SECONDS + 5)
     services.cycle_claim_queued(run_id=queued.pk, worker="gone:9", now=past)
-    status = selectors.agent_status(agent)
-    assert status["current_run"] is None and status["error_count"] == 1
-    assert CycleRun.objects.get(pk=queued.pk).status == "abandoned"
+    return agent, queued
+
+
+def test_a_status_read_writes_nothing(settings):
+    agent, dead = _run_with_expired_lease(settings)
+    with CaptureQueriesContext(connection) as queries:
+        status = selectors.agent_status(agent)
+    writes = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+    ]
+    assert writes == []
+    assert status["current_run"] == dead.pk and status["error_count"] == 0
+    assert CycleRun.objects.get(pk=dead.pk).status == "running"
+
+
+def test_the_periodic_task_reaps_an_expired_lease(settings):
+    agent, dead = _run_with_expired_lease(settings)
+    result = monitoring.watchdog()  # the one periodic task (runner.periodic.WATCHDOG)
+    assert result["reaped"] == 1
+    assert CycleRun.objects.get(pk=dead.pk).status == "abandoned"
+    agent.refresh_from_db()
+    assert agent.error_count == 1 and selectors.agent_status(agent)["current_run"] is None
+
+
+def test_a_claim_reaps_its_agents_expired_lease(settings):
+    agent, dead = _run_with_expired_lease(settings)
+    # run-once only reads: a run whose lease ran out no longer counts as in flight
+    fresh = services.agent_run_once(agent=agent, actor=Actor.cli(), enqueue=False)
+    assert CycleRun.objects.get(pk=dead.pk).status == "running"
+    claim = services.cycle_claim_queued(run_id=fresh.pk, worker="w:1")
+    assert CycleRun.objects.get(pk=dead.pk).status == "abandoned"
+    assert claim.run.status == "running"
 
 
 def test_heartbeat_renews_the_lease():
@@ -281,9 +314,10 @@ def test_a_queued_run_nobody_started_stops_blocking_run_once(settings):
     stale = services.agent_run_once(agent=agent, actor=Actor.cli(), enqueue=False, now=t0)
     later = t0 + timedelta(seconds=settings.RUNNER_QUEUED_RUN_TTL_SECONDS + 1)
     fresh = services.agent_run_once(agent=agent, actor=Actor.cli(), enqueue=False, now=later)
+    assert fresh.status == "queued"
+    services.cycle_claim_queued(run_id=fresh.pk, worker="w:1", now=later)  # the claim reaps
     stale.refresh_from_db()
     assert stale.status == "skipped" and "is a qcluster running?" in stale.error_message
-    assert fresh.status == "queued"
     agent.refresh_from_db()
     assert agent.run_count == 0 and agent.error_count == 0
 

@@ -109,14 +109,3 @@ def test_database_unreachable_gives_503_without_details():
     report = json.loads(body)
     assert report["checks"]["database"] == {"ok": False, "reason": "database unreachable"}
     assert "pw-not-to-leak" not in body and str(port) not in body
-
-
-@pytest.mark.django_db
-def test_ensure_watchdog_schedule_is_idempotent():
-    from django_q.models import Schedule
-
-    monitoring.ensure_watchdog_schedule()
-    monitoring.ensure_watchdog_schedule()
-    schedules = Schedule.objects.filter(name=monitoring.WATCHDOG_SCHEDULE_NAME)
-    assert schedules.count() == 1
-    assert schedules.get().func == "runner.monitoring.watchdog"

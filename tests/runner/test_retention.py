@@ -3,7 +3,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django_q.models import Schedule
 
 from runner import retention
 from runner.models import AuditEvent, CycleRun
@@ -92,18 +91,6 @@ def test_pruneruns_command_reports_and_refuses_bad_ages(capsys):
     with pytest.raises(CommandError, match="--older-than is required"):
         call_command("pruneruns")
     assert CycleRun.objects.count() == 1
-
-
-def test_prune_schedule_follows_the_setting(settings):
-    settings.RUNNER_PRUNE_RUNS_OLDER_THAN = "30d"
-    call_command("pruneruns", "--sync-schedule")
-    call_command("pruneruns", "--sync-schedule")  # idempotent
-    schedule = Schedule.objects.get(name=retention.SCHEDULE_NAME)
-    assert schedule.func == "runner.retention.prune_runs_scheduled"
-    assert schedule.schedule_type == Schedule.DAILY
-    settings.RUNNER_PRUNE_RUNS_OLDER_THAN = ""
-    assert retention.ensure_prune_schedule() is None
-    assert not Schedule.objects.filter(name=retention.SCHEDULE_NAME).exists()
 
 
 def test_scheduled_task_prunes_by_the_setting(settings):

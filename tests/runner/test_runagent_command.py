@@ -118,3 +118,106 @@ def test_real_process_exit_codes(tmp_path):
     ok = run("runagent", "--once", "--agent", "ok", "--json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["status"] == "succeeded"
+
+
+# --- the control verbs -------------------------------------------------------------------------
+
+
+def control(*args):
+    """(exit code, stdout, stderr) of `runagent <args>` called in this process."""
+    from io import StringIO
+
+    out, err = StringIO(), StringIO()
+    try:
+        call_command("runagent", *args, stdout=out, stderr=err)
+    except CommandError as exc:
+        return exc.returncode, out.getvalue(), str(exc)
+    return 0, out.getvalue(), err.getvalue()
+
+
+def last_event(slug):
+    return AuditEvent.objects.filter(agent_slug=slug).order_by("-id").first()
+
+
+@pytest.mark.parametrize(
+    "verb, state_before, state_after",
+    [
+        ("start", "stopped", "running"),
+        ("pause", "running", "paused"),
+        ("resume", "paused", "running"),
+        ("stop", "running", "stopped"),
+    ],
+)
+def test_a_transition_is_applied_and_audited_as_the_os_user(verb, state_before, state_after):
+    AgentFactory(slug="alpha", state=state_before)
+    code, out, _ = control(verb, "--agent", "alpha", "--reason", "from the shell")
+    assert code == 0 and f"alpha: {verb} applied; now {state_after}" in out
+    event = last_event("alpha")
+    assert (event.action, event.outcome, event.source) == (verb, "applied", "cli")
+    assert (event.state_before, event.state_after) == (state_before, state_after)
+    assert event.actor_username == getpass.getuser() and event.reason == "from the shell"
+
+
+def test_a_refused_transition_exits_1_with_the_reason_and_is_audited():
+    AgentFactory(slug="alpha", state="stopped")
+    code, out, err = control("stop", "--agent", "alpha")
+    assert code == 1 and "refused: Agent is not running" in err and out == ""
+    event = last_event("alpha")
+    assert (event.action, event.outcome, event.refusal_reason) == (
+        "stop",
+        "refused",
+        "Agent is not running",
+    )
+
+
+def test_interval_sets_the_minutes_and_json_prints_the_agent():
+    AgentFactory(slug="alpha", interval_minutes=60)
+    code, out, _ = control("interval", "45", "--agent", "alpha", "--json")
+    assert code == 0
+    agent = json.loads(out)
+    assert agent["slug"] == "alpha" and agent["interval_minutes"] == 45
+    assert last_event("alpha").changes == {"interval_minutes": {"before": 60, "after": 45}}
+
+
+@pytest.mark.parametrize("value", ["0", "10081", "abc", "2.5", "²", "+-5", None])
+def test_bad_interval_exits_1_naming_the_range_and_changes_nothing(value):
+    AgentFactory(slug="alpha", interval_minutes=60)
+    args = (
+        ["interval", "--agent", "alpha"]
+        if value is None
+        else ["interval", value, "--agent", "alpha"]
+    )
+    code, out, err = control(*args, "--json")
+    assert code == 1 and "interval_minutes must be a whole number from 1 to 10080" in err
+    assert json.loads(out)["field"] == "interval_minutes"
+    assert AgentFactory._meta.model.objects.get(slug="alpha").interval_minutes == 60
+    assert last_event("alpha").outcome == "refused"
+
+
+def test_status_prints_state_and_counters_and_writes_nothing():
+    AgentFactory(slug="alpha", state="running", run_count=3, success_count=2, error_count=1)
+    before = AuditEvent.objects.count()
+    code, out, _ = control("status", "--agent", "alpha")
+    assert code == 0 and "alpha: running" in out
+    assert "3 run, 2 succeeded, 1 failed" in out
+    code, out, _ = control("status", "--agent", "alpha", "--json")
+    assert json.loads(out)["state"] == "running" and json.loads(out)["run_count"] == 3
+    assert AuditEvent.objects.count() == before
+
+
+def test_control_of_an_unknown_agent_exits_1_and_is_audited():
+    code, _, err = control("start", "--agent", "ghost")
+    assert code == 1 and "No agent with slug 'ghost'" in err
+    event = last_event("ghost")
+    assert (event.action, event.outcome, event.source) == ("start", "refused", "cli")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), ("start", "--once"), ("start", "5"), ("dance",)],
+    ids=["nothing", "verb-and-once", "value-for-start", "unknown-verb"],
+)
+def test_usage_errors_change_nothing(args):
+    with pytest.raises((CommandError, SystemExit)):
+        call_command("runagent", *args)
+    assert not AuditEvent.objects.exists()

@@ -170,13 +170,6 @@ def test_overdue_slots_and_stale_manual_runs_are_sent_again_once():
     )
 
 
-def test_reaper_schedule_is_kept_once():
-    scheduling.ensure_reaper_schedule()
-    scheduling.ensure_reaper_schedule()
-    (reaper,) = Schedule.objects.filter(name=scheduling.REAPER_SCHEDULE_NAME)
-    assert reaper.func == "runner.tasks.reap_expired_leases" and reaper.minutes == 1
-
-
 def test_breaker_trips_and_start_clears_it():
     agent = AgentFactory(kind="test-fail", state=AgentState.RUNNING, max_consecutive_failures=2)
     for _ in range(2):

@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from runner import retention
+from runner import periodic, retention
 from runner.errors import InvalidInput
 
 
@@ -64,10 +64,11 @@ class Command(BaseCommand):
 
     def _sync_schedule(self):
         try:
-            schedule = retention.ensure_prune_schedule()
+            periodic.sync_periodic_schedules()
         except InvalidInput as exc:
             raise CommandError(exc.message) from exc
-        if schedule is None:
-            self.stdout.write("Pruning is disabled (RUNNER_PRUNE_RUNS_OLDER_THAN is empty).")
+        job = periodic.PRUNE_RUNS
+        if job.enabled():
+            self.stdout.write(f"Daily schedule {job.name!r} runs {job.func}.")
         else:
-            self.stdout.write(f"Daily schedule {schedule.name!r} runs {schedule.func}.")
+            self.stdout.write("Pruning is disabled (RUNNER_PRUNE_RUNS_OLDER_THAN is empty).")

@@ -1,38 +1,96 @@
-"""`manage.py runagent --once`: one cycle in this process, recorded like any other."""
+"""`manage.py runagent`: control an agent from the command line, or run one cycle here.
+
+    runagent --once                      one cycle in this process, recorded like any other
+    runagent start|stop|pause|resume     the transitions
+    runagent interval N                  set the interval (minutes)
+    runagent status                      state and counters (a read; writes nothing)
+
+Each verb is one service call with the operating-system user as the actor (source `cli`), so it
+is audited like the admin and the API. Exit 0 when applied (or the cycle succeeded), 1 when
+refused or failed, with the reason on stderr.
+"""
 
 import json
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 
 from runner import execution, selectors, services
 from runner.actors import Actor
-from runner.errors import RunnerError
-from runner.models import RunStatus, RunTrigger
-from runner.serialization import run_as_dict
+from runner.conf import conf
+from runner.errors import AgentNotFound, RunnerError
+from runner.models import AuditAction, RunStatus, RunTrigger
+from runner.serialization import agent_as_dict, run_as_dict
+
+CONTROL_VERBS = {
+    "start": AuditAction.START,
+    "stop": AuditAction.STOP,
+    "pause": AuditAction.PAUSE,
+    "resume": AuditAction.RESUME,
+    "interval": AuditAction.SET_INTERVAL,
+}
+VERBS = (*CONTROL_VERBS, "status")
 
 
 class Command(BaseCommand):
-    help = "Run one cycle of an agent in this process (exit 0 on success, 1 on failure/refusal)."
+    help = (
+        "Control an agent (start, stop, pause, resume, interval N, status) or run one cycle "
+        "in this process (--once). Exit 0 when applied, 1 when refused or failed."
+    )
 
     def add_arguments(self, parser):
+        parser.add_argument("verb", nargs="?", choices=VERBS, help="What to do.")
+        parser.add_argument("minutes", nargs="?", help="The new interval, for `interval`.")
         parser.add_argument(
-            "--once",
-            action="store_true",
-            required=True,
-            help="Run exactly one cycle (the only mode).",
+            "--once", action="store_true", help="Run exactly one cycle in this process."
         )
         parser.add_argument(
             "--agent", default=None, help="Agent slug (default: the RUNNER_DEFAULT_AGENT setting)."
         )
-        parser.add_argument("--json", action="store_true", help="Print the run as one JSON object.")
+        parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
         parser.add_argument(
             "--reason", default="", help="Free-text reason kept in the audit trail."
         )
 
-    def handle(self, *args, **options):
-        slug = options["agent"] or settings.RUNNER_DEFAULT_AGENT
+    def handle(self, *args, verb, minutes, once, **options):
+        if once == bool(verb):
+            raise CommandError(
+                "Give one verb (start, stop, pause, resume, interval N, status) or --once."
+            )
+        if minutes is not None and verb != "interval":
+            raise CommandError(f"`{verb or '--once'}` takes no value (got {minutes!r}).")
+        slug = options["agent"] or conf.RUNNER_DEFAULT_AGENT
+        if once:
+            return self._run_once(slug, options)
+        try:
+            agent = selectors.agent_get(slug)
+            if verb == "status":
+                return self._print(selectors.agent_status(agent), options, self._status_text)
+            agent = self._control(agent, verb, minutes, options["reason"])
+        except AgentNotFound as exc:
+            if verb in CONTROL_VERBS:
+                services.control_refused(
+                    agent=None,
+                    agent_slug=slug,
+                    action=CONTROL_VERBS[verb],
+                    actor=Actor.cli(),
+                    message=exc.message,
+                    reason=options["reason"],
+                )
+            self._refuse(exc, options)
+        except RunnerError as exc:
+            self._refuse(exc, options)
+        self._print(agent_as_dict(agent), options, self._applied_text(verb))
+
+    def _control(self, agent, verb, minutes, reason):
+        actor = Actor.cli()
+        if verb == "interval":
+            return services.agent_set_interval(
+                agent=agent, interval_minutes=minutes, actor=actor, reason=reason
+            )
+        return services.TRANSITIONS[verb](agent=agent, actor=actor, reason=reason)
+
+    def _run_once(self, slug, options):
         try:
             agent = selectors.agent_get(slug)
             queued = services.agent_run_once(
@@ -42,27 +100,62 @@ class Command(BaseCommand):
                 trigger=RunTrigger.CLI,
                 enqueue=False,
             )
-            claim = services.cycle_claim_queued(run_id=queued.pk, worker=execution.worker_name())
+            run = execution.run_queued(queued.pk)
         except RunnerError as exc:
-            raise CommandError(f"refused: {exc.message}", returncode=1) from exc
-        run = execution.execute_claim(claim)
-        if options["json"]:
-            self.stdout.write(json.dumps(run_as_dict(run), cls=DjangoJSONEncoder))
-        else:
-            self.stdout.write(self._readable(run))
+            self._refuse(exc, options)
+        self._print(run_as_dict(run), options, self._run_text)
         if run.status != RunStatus.SUCCEEDED:
             raise CommandError(
                 f"run {run.pk} {run.status}: {run.error_type}: {run.error_message}".rstrip(": "),
                 returncode=1,
             )
 
-    def _readable(self, run):
+    def _refuse(self, exc, options):
+        if options["json"]:
+            body = {"detail": exc.message, "state": exc.state, "field": exc.field}
+            self.stdout.write(json.dumps(body))
+        raise CommandError(f"refused: {exc.message}", returncode=1) from exc
+
+    def _print(self, data, options, as_text):
+        if options["json"]:
+            self.stdout.write(json.dumps(data, cls=DjangoJSONEncoder))
+        else:
+            self.stdout.write(as_text(data))
+
+    @staticmethod
+    def _applied_text(verb):
+        def text(agent):
+            if verb == "interval":
+                return f"{agent['slug']}: interval set to {agent['interval_minutes']} minutes"
+            return f"{agent['slug']}: {verb} applied; now {agent['state']}"
+
+        return text
+
+    @staticmethod
+    def _status_text(status):
+        def when(moment):
+            return moment.isoformat() if moment else "-"
+
         lines = [
-            f"Run {run.pk} of agent {run.agent.slug}: {run.status} "
-            f"in {run.duration_ms} ms (trigger {run.trigger}, mode {run.trading_mode})",
+            f"{status['agent']}: {status['state']}, every {status['interval_minutes']} min",
+            f"  next run: {when(status['next_run'])}   last run: {when(status['last_run'])}",
+            f"  cycles: {status['run_count']} run, {status['success_count']} succeeded, "
+            f"{status['error_count']} failed, {status['consecutive_failures']} failed in a row",
         ]
-        for key, value in (run.summary or {}).items():
+        if status["current_run"]:
+            lines.append(f"  running now: run {status['current_run']}")
+        if status["last_error"]:
+            lines.append(f"  last error: {status['last_error']}")
+        return "\n".join(lines)
+
+    @staticmethod
+    def _run_text(run):
+        lines = [
+            f"Run {run['id']} of agent {run['agent']}: {run['status']} "
+            f"in {run['duration_ms']} ms (trigger {run['trigger']}, mode {run['trading_mode']})",
+        ]
+        for key, value in (run["summary"] or {}).items():
             lines.append(f"  {key}: {json.dumps(value, cls=DjangoJSONEncoder)}")
-        if run.error_message:
-            lines.append(f"  error: {run.error_type}: {run.error_message}")
+        if run["error"]:
+            lines.append(f"  error: {run['error']['type']}: {run['error']['message']}")
         return "\n".join(lines)

@@ -5,19 +5,19 @@ to 30 s late. This loop sleeps until the earliest agent slot (or at most `--poll
 new schedules) and queues due slots at once. It is a convenience for latency, not a single point
 of failure: the Schedule rows stay the durable record that django-q2's scheduler also serves, any
 number of dispatchers may run (each slot is taken by one conditional update), and a duplicate
-delivery is a no-op. Every few seconds it also reaps expired leases and resends slots whose task
-was lost (a crashed cluster holding it, a broker outage).
+delivery is a no-op. Every few seconds it also resends slots whose task was lost (a crashed
+cluster holding it, a broker outage); their claim reaps what the lost worker left.
 """
 
 import signal
 import threading
 import time
 
-from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 
-from runner import scheduling, services
+from runner import scheduling
+from runner.conf import conf
 
 
 class Command(BaseCommand):
@@ -27,7 +27,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--poll",
             type=float,
-            default=settings.RUNNER_DISPATCH_POLL_SECONDS,
+            default=conf.RUNNER_DISPATCH_POLL_SECONDS,
             help="Longest sleep between looks at the schedule, in seconds (default %(default)s).",
         )
         parser.add_argument(
@@ -38,11 +38,10 @@ class Command(BaseCommand):
         stopping = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stopping.set())
-        housekeeping_every = max(settings.RUNNER_LEASE_SECONDS / 3, 1.0)
-        overdue_grace = max(settings.RUNNER_LEASE_SECONDS, 5)
+        housekeeping_every = max(conf.RUNNER_LEASE_SECONDS / 3, 1.0)
+        overdue_grace = max(conf.RUNNER_LEASE_SECONDS, 5)
         resent: set = set()
         last_housekeeping = 0.0
-        scheduling.ensure_reaper_schedule()
         self.stdout.write(f"dispatcher running (poll {poll}s)")
         while not stopping.is_set():
             try:
@@ -52,7 +51,6 @@ class Command(BaseCommand):
                     self.stdout.write(f"queued agent {agent_id} slot {slot.isoformat()}")
                 if time.monotonic() - last_housekeeping >= housekeeping_every:
                     last_housekeeping = time.monotonic()
-                    services.runs_reap_expired()
                     scheduling.redispatch_overdue(grace_seconds=overdue_grace, already_sent=resent)
                     if len(resent) > 10_000:
                         resent.clear()

@@ -1,0 +1,83 @@
+"""The runner's vocabulary: states, statuses, triggers, audit actions and configuration bounds.
+
+Kept apart from the models so validation, services and interfaces can share them without
+importing the models module (and the models can import validation without a cycle).
+"""
+
+from django.db import models
+
+
+class AgentState(models.TextChoices):
+    STOPPED = "stopped", "Stopped"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    ERROR = "error", "Error"
+
+
+class TradingMode(models.TextChoices):
+    DRY_RUN = "dry_run", "Dry run (paper)"
+    LIVE = "live", "Live"
+
+
+INTERVAL_MIN, INTERVAL_MAX = 1, 10080
+TIMEOUT_MIN, TIMEOUT_MAX = 1, 3600
+MAX_FAILURES_MIN, MAX_FAILURES_MAX = 1, 1000
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    TIMED_OUT = "timed_out", "Timed out"
+    CANCELLED = "cancelled", "Cancelled"
+    ABANDONED = "abandoned", "Abandoned"
+    SKIPPED = "skipped", "Skipped"
+
+
+FINISHED_STATUSES = (
+    RunStatus.SUCCEEDED,
+    RunStatus.FAILED,
+    RunStatus.TIMED_OUT,
+    RunStatus.CANCELLED,
+    RunStatus.ABANDONED,
+)
+FAILURE_STATUSES = (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.ABANDONED)
+
+
+class RunTrigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    MANUAL = "manual", "Manual"
+    CLI = "cli", "Command line"
+
+
+class AuditAction(models.TextChoices):
+    START = "start", "Start"
+    STOP = "stop", "Stop"
+    PAUSE = "pause", "Pause"
+    RESUME = "resume", "Resume"
+    RUN_ONCE = "run_once", "Run once"
+    SET_INTERVAL = "set_interval", "Set interval"
+    CONFIGURE = "configure", "Configure"
+    CREATE = "create", "Create"
+    DELETE = "delete", "Delete"
+    TRIP = "trip", "Trip (circuit breaker)"
+
+
+class AuditOutcome(models.TextChoices):
+    APPLIED = "applied", "Applied"
+    REFUSED = "refused", "Refused"
+
+
+class AuditSource(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    API = "api", "API"
+    CLI = "cli", "Command line"
+    SCHEDULER = "scheduler", "Scheduler"
+    SYSTEM = "system", "System"
+
+
+class AlertKind(models.TextChoices):
+    AGENT_ERROR = "agent_error", "Agent tripped to error"
+    RUN_ABANDONED = "run_abandoned", "Run abandoned"
+    AGENT_OVERDUE = "agent_overdue", "Agent overdue"

@@ -1,0 +1,163 @@
+"""The audit trail's one writer, and the lock-check-apply-record frame of every control request.
+
+Every control or configuration request writes one `AuditEvent`, applied or refused, in the same
+transaction as its effect. A refused request commits its `refused` event and then raises the
+`RunnerError`, so refusals are audited but change nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from runner.actors import Actor
+from runner.errors import InvalidInput, RunnerError
+from runner.models import Agent, AuditEvent, AuditOutcome, CycleRun
+from runner.services.state import copy_agent
+from runner.validation import REASON_MAX_LENGTH, parse_reason
+
+
+def record_event(
+    *,
+    agent,
+    action,
+    actor: Actor,
+    outcome,
+    now,
+    state_before="",
+    state_after="",
+    changes=None,
+    reason="",
+    refusal_reason="",
+    agent_slug=None,
+):
+    return AuditEvent.objects.create(
+        agent_id=agent.pk if agent is not None else None,
+        agent_slug=agent_slug if agent_slug is not None else (agent.slug if agent else ""),
+        action=action,
+        outcome=outcome,
+        refusal_reason=refusal_reason,
+        actor=actor.user if actor.user is not None and actor.user.pk else None,
+        actor_username=actor.username,
+        source=actor.source,
+        state_before=state_before,
+        state_after=state_after,
+        changes=changes or {},
+        reason=reason,
+        client_ip=actor.client_ip or None,
+        request_id=actor.request_id,
+        created_at=now,
+    )
+
+
+@dataclass
+class Change:
+    """What an applied request did: filled in by its `apply`, read by the recorder."""
+
+    result: object = None
+    changes: dict | None = None
+
+
+def audited(*, agent, action, actor: Actor, reason, now, apply):
+    """Lock the agent, apply one request and record its event; refusals are recorded, then raised.
+
+    `apply(locked_agent, change)` checks the request and writes its effect; it raises a
+    RunnerError before writing anything when it refuses. Returns `change.result` or the agent.
+    """
+    now = now or timezone.now()
+    try:
+        reason = parse_reason(reason)
+    except InvalidInput as exc:
+        refuse(agent=agent, action=action, actor=actor, now=now, error=exc, reason="")
+        raise
+    refusal = None
+    with transaction.atomic():
+        locked = Agent.objects.select_for_update().get(pk=agent.pk)
+        before = locked.state
+        change = Change()
+        try:
+            apply(locked, change)
+        except RunnerError as exc:
+            exc.state = exc.state or before
+            refusal = exc
+            record_event(
+                agent=locked,
+                action=action,
+                actor=actor,
+                outcome=AuditOutcome.REFUSED,
+                now=now,
+                state_before=before,
+                state_after=before,
+                reason=reason,
+                refusal_reason=exc.message,
+            )
+        else:
+            event = record_event(
+                agent=locked,
+                action=action,
+                actor=actor,
+                outcome=AuditOutcome.APPLIED,
+                now=now,
+                state_before=before,
+                state_after=locked.state,
+                changes=change.changes,
+                reason=reason,
+            )
+            if isinstance(change.result, CycleRun):
+                CycleRun.objects.filter(pk=change.result.pk).update(control_event=event)
+                change.result.control_event = event
+    if refusal is not None:
+        raise refusal
+    copy_agent(agent, locked)
+    return change.result if change.result is not None else agent
+
+
+def refuse(*, agent, action, actor, now, error: RunnerError, reason):
+    """Record a request refused before it reached the agent's lock (its input was bad)."""
+    with transaction.atomic():
+        record_event(
+            agent=agent,
+            action=action,
+            actor=actor,
+            outcome=AuditOutcome.REFUSED,
+            now=now,
+            state_before=agent.state if agent else "",
+            state_after=agent.state if agent else "",
+            reason=reason,
+            refusal_reason=error.message,
+        )
+    error.state = error.state or (agent.state if agent else "")
+
+
+def control_refused(
+    *, agent, action, actor: Actor, message, reason="", agent_slug=None, now=None
+) -> AuditEvent:
+    """Audit a request an interface refused before it reached the services.
+
+    For refusals the services cannot see themselves, such as a user without `runner.control_agent`
+    forging a control POST, or an API body of the wrong shape: the attempt still leaves one
+    `refused` event, and nothing else changes. `agent` may be None (an unknown slug, kept in
+    `agent_slug`). What the request carried may be anything; PostgreSQL text cannot hold NUL.
+    """
+    now = now or timezone.now()
+    slug_length = AuditEvent._meta.get_field("agent_slug").max_length
+
+    def storable(text, limit=None):
+        return text.replace("\x00", "")[:limit] if isinstance(text, str) else ""
+
+    state = agent.state if agent is not None else ""
+    with transaction.atomic():
+        return record_event(
+            agent=agent,
+            agent_slug=storable(agent_slug, slug_length) if agent_slug is not None else None,
+            action=action,
+            actor=actor,
+            outcome=AuditOutcome.REFUSED,
+            now=now,
+            state_before=state,
+            state_after=state,
+            reason=storable(reason, REASON_MAX_LENGTH),
+            refusal_reason=storable(message),
+        )

@@ -1,0 +1,236 @@
+"""Control transitions: start, stop, pause, resume, run once and set the interval.
+
+Each makes one audited request (see `audit.audited`): lock the agent, check the transition
+against the state machine, apply it, record the event. `allowed_controls` tells interfaces which
+of them would be applied right now, by the same rules, so no interface re-implements them.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from runner import scheduling, slots
+from runner.actors import Actor
+from runner.conf import conf
+from runner.errors import InvalidInput, TransitionRefused
+from runner.models import AgentState, AuditAction, CycleRun, RunStatus, RunTrigger
+from runner.services.audit import audited, refuse
+from runner.services.state import save_state
+from runner.validation import parse_interval
+
+ALLOWED_FROM = {
+    AuditAction.START: {AgentState.STOPPED, AgentState.ERROR},
+    AuditAction.STOP: {AgentState.RUNNING, AgentState.PAUSED, AgentState.ERROR},
+    AuditAction.PAUSE: {AgentState.RUNNING},
+    AuditAction.RESUME: {AgentState.PAUSED},
+}
+
+REFUSAL_MESSAGES = {
+    (AuditAction.START, AgentState.RUNNING): "Agent is already running",
+    (AuditAction.START, AgentState.PAUSED): "Agent is paused; resume it instead of starting it",
+    (AuditAction.STOP, AgentState.STOPPED): "Agent is not running",
+    (AuditAction.PAUSE, AgentState.PAUSED): "Agent is already paused",
+    (AuditAction.PAUSE, AgentState.STOPPED): "Agent is not running",
+    (AuditAction.PAUSE, AgentState.ERROR): "Agent is not running (it is in error; start it)",
+    (AuditAction.RESUME, AgentState.RUNNING): "Agent is not paused",
+    (AuditAction.RESUME, AgentState.STOPPED): "Agent is not paused",
+    (AuditAction.RESUME, AgentState.ERROR): "Agent is not paused",
+}
+
+
+def _require(agent, action):
+    if agent.state not in ALLOWED_FROM[action]:
+        message = REFUSAL_MESSAGES.get(
+            (action, agent.state), f"Cannot {action} an agent that is {agent.state}"
+        )
+        raise TransitionRefused(message, state=agent.state)
+
+
+def cycle_in_flight(agent, *, now=None):
+    """The run that makes run-once refuse (overlap policy: skip), or None. A read: a running run
+    whose lease ran out, or a queued one past its time to live, no longer counts (the next claim
+    or the periodic reaper settles it)."""
+    now = now or timezone.now()
+    live_running = Q(status=RunStatus.RUNNING, lease_expires_at__gte=now)
+    waiting_manual = Q(
+        status=RunStatus.QUEUED,
+        queued_at__gte=now - timedelta(seconds=conf.RUNNER_QUEUED_RUN_TTL_SECONDS),
+    ) & ~Q(trigger=RunTrigger.SCHEDULE)
+    return (
+        CycleRun.objects.filter(live_running | waiting_manual, agent=agent)
+        .only("pk", "status")
+        .order_by("-id")
+        .first()
+    )
+
+
+def allowed_controls(agent, *, now=None) -> list[str]:
+    """The control verbs that would be applied right now ("start", ..., "run_once")."""
+    verbs = [verb for verb, action in STATE_ACTIONS.items() if agent.state in ALLOWED_FROM[action]]
+    if cycle_in_flight(agent, now=now) is None:
+        verbs.append("run_once")
+    return verbs
+
+
+def agent_start(*, agent, actor: Actor, reason="", now=None):
+    """stopped|error -> running; the first cycle is queued at once and the breaker is reset."""
+    now = now or timezone.now()
+
+    def apply(locked, change):
+        _require(locked, AuditAction.START)
+        locked.state = AgentState.RUNNING
+        locked.consecutive_failures = 0
+        locked.next_run = now
+        locked.paused_next_run = None
+        save_state(locked, "state", "consecutive_failures", "next_run", "paused_next_run")
+        scheduling.enqueue_scheduled_cycle(locked)
+
+    return audited(
+        agent=agent, action=AuditAction.START, actor=actor, reason=reason, now=now, apply=apply
+    )
+
+
+def agent_stop(*, agent, actor: Actor, reason="", now=None):
+    """running|paused|error -> stopped; the in-flight cycle is asked to stop at its next checkpoint."""
+    now = now or timezone.now()
+
+    def apply(locked, change):
+        _require(locked, AuditAction.STOP)
+        locked.state = AgentState.STOPPED
+        locked.next_run = None
+        locked.paused_next_run = None
+        save_state(locked, "state", "next_run", "paused_next_run")
+        CycleRun.objects.filter(agent=locked, status=RunStatus.RUNNING).update(
+            cancel_requested=True
+        )
+
+    return audited(
+        agent=agent, action=AuditAction.STOP, actor=actor, reason=reason, now=now, apply=apply
+    )
+
+
+def agent_pause(*, agent, actor: Actor, reason="", now=None):
+    """running -> paused; no new cycles, an in-flight cycle finishes."""
+    now = now or timezone.now()
+
+    def apply(locked, change):
+        _require(locked, AuditAction.PAUSE)
+        locked.state = AgentState.PAUSED
+        locked.paused_next_run = locked.next_run
+        locked.next_run = None
+        save_state(locked, "state", "next_run", "paused_next_run")
+
+    return audited(
+        agent=agent, action=AuditAction.PAUSE, actor=actor, reason=reason, now=now, apply=apply
+    )
+
+
+def agent_resume(*, agent, actor: Actor, reason="", now=None):
+    """paused -> running; keeps the paused slot if still ahead, else runs now (never a burst)."""
+    now = now or timezone.now()
+
+    def apply(locked, change):
+        _require(locked, AuditAction.RESUME)
+        held = locked.paused_next_run
+        locked.state = AgentState.RUNNING
+        locked.next_run = held if held is not None and held > now else now
+        locked.paused_next_run = None
+        save_state(locked, "state", "next_run", "paused_next_run")
+        if locked.next_run <= now:
+            scheduling.enqueue_scheduled_cycle(locked)
+
+    return audited(
+        agent=agent, action=AuditAction.RESUME, actor=actor, reason=reason, now=now, apply=apply
+    )
+
+
+STATE_ACTIONS = {
+    "start": AuditAction.START,
+    "stop": AuditAction.STOP,
+    "pause": AuditAction.PAUSE,
+    "resume": AuditAction.RESUME,
+}
+TRANSITIONS = {
+    "start": agent_start,
+    "stop": agent_stop,
+    "pause": agent_pause,
+    "resume": agent_resume,
+}
+
+
+def agent_run_once(
+    *, agent, actor: Actor, reason="", now=None, trigger=RunTrigger.MANUAL, enqueue=True
+):
+    """Queue one cycle in any state, refused while another cycle is in flight (overlap: skip).
+
+    With `enqueue=False` the caller runs it itself (the CLI runs it in its own process).
+    """
+    now = now or timezone.now()
+
+    def apply(locked, change):
+        in_flight = cycle_in_flight(locked, now=now)
+        if in_flight is not None:
+            raise TransitionRefused(
+                f"A cycle is already in flight (run {in_flight.pk}, {in_flight.status})",
+                state=locked.state,
+            )
+        run = CycleRun.objects.create(
+            agent=locked,
+            trigger=trigger,
+            requested_by=actor.user if actor.user is not None and actor.user.pk else None,
+            status=RunStatus.QUEUED,
+            queued_at=now,
+            trading_mode=locked.effective_trading_mode,
+        )
+        change.result = run
+        if enqueue:
+            scheduling.enqueue_queued_run(run.pk, timeout_seconds=locked.timeout_seconds)
+
+    return audited(
+        agent=agent, action=AuditAction.RUN_ONCE, actor=actor, reason=reason, now=now, apply=apply
+    )
+
+
+def agent_set_interval(*, agent, interval_minutes, actor: Actor, reason="", now=None):
+    """Any state; 1..10080 minutes; the next run is recomputed from the last start, never past."""
+    now = now or timezone.now()
+    try:
+        minutes = parse_interval(interval_minutes)
+    except InvalidInput as exc:
+        refuse(
+            agent=agent,
+            action=AuditAction.SET_INTERVAL,
+            actor=actor,
+            now=now,
+            error=exc,
+            reason=reason if isinstance(reason, str) else "",
+        )
+        raise
+
+    def apply(locked, change):
+        before = locked.interval_minutes
+        locked.interval_minutes = minutes
+        change.changes = {"interval_minutes": {"before": before, "after": minutes}}
+        retime(locked, now)
+        save_state(locked, "interval_minutes", "next_run", "paused_next_run")
+
+    return audited(
+        agent=agent,
+        action=AuditAction.SET_INTERVAL,
+        actor=actor,
+        reason=reason,
+        now=now,
+        apply=apply,
+    )
+
+
+def retime(agent, now):
+    """Move the agent's next (or held) run to its new interval, counted from its last start."""
+    next_run = slots.next_run_after_interval_change(agent.last_run, agent.interval_minutes, now)
+    if agent.state == AgentState.RUNNING:
+        agent.next_run = next_run
+    elif agent.state == AgentState.PAUSED:
+        agent.paused_next_run = next_run

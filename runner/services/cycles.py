@@ -1,0 +1,227 @@
+"""The cycle lifecycle: claim, heartbeat, checkpoint, finish (at most one running cycle per agent).
+
+  claim      lock the agent row (skip_locked), reap its expired leases, refuse if a run is
+             running, bump the agent's fencing token, mark the run `running` with a lease;
+  heartbeat  renew the lease (filtered on the fencing token);
+  checkpoint raise if stop was requested, the deadline passed or the lease was lost;
+  finish     write the outcome and counters, filtered on the fencing token, so a worker that lost
+             its lease (killed, paused, partitioned) can never overwrite what happened since.
+The partial unique index on running runs and unique (agent, slot) back this on every database.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from runner import scheduling, slots
+from runner.conf import conf
+from runner.errors import ClaimRefused, CycleCancelled, CycleDeadlineExceeded, LeaseLost
+from runner.models import Agent, AgentState, CycleRun, RunStatus, RunTrigger
+from runner.services.configuration import config_values
+from runner.services.leases import lease_duration, reap_agent
+from runner.services.outcomes import settle_run
+from runner.types import Claim, Outcome
+
+# How long a claim retries an agent row that another transaction holds before giving up.
+CLAIM_LOCK_ATTEMPTS = 40
+CLAIM_LOCK_PAUSE_SECONDS = 0.05
+
+
+def _lock_agent_for_claim(agent_id):
+    """Lock the agent row without queueing behind other claims; retry briefly if it is held."""
+    for _ in range(CLAIM_LOCK_ATTEMPTS):
+        agent = Agent.objects.select_for_update(skip_locked=True).filter(pk=agent_id).first()
+        if agent is not None:
+            return agent
+        if not Agent.objects.filter(pk=agent_id).exists():
+            raise ClaimRefused(f"Agent {agent_id} does not exist")
+        time.sleep(CLAIM_LOCK_PAUSE_SECONDS)
+    raise ClaimRefused("The agent is locked by another claim")
+
+
+def _begin_run(agent, run_values, *, now, worker, task_id, existing_run_id=None) -> Claim:
+    """Mark a run `running` with a fresh fencing token and lease."""
+    Agent.objects.filter(pk=agent.pk).update(
+        fencing_token=F("fencing_token") + 1, last_run=now, updated_at=now
+    )
+    token = Agent.objects.values_list("fencing_token", flat=True).get(pk=agent.pk)
+    values = {
+        "status": RunStatus.RUNNING,
+        "started_at": now,
+        "heartbeat_at": now,
+        "lease_expires_at": now + lease_duration(),
+        "deadline_at": now + timedelta(seconds=agent.timeout_seconds),
+        "fencing_token": token,
+        "worker": worker,
+        "trading_mode": agent.effective_trading_mode,
+        "config_snapshot": config_values(agent),
+        **run_values,
+    }
+    if task_id:
+        values["task_id"] = task_id
+    try:
+        with transaction.atomic():
+            if existing_run_id is not None:
+                claimed = CycleRun.objects.filter(
+                    pk=existing_run_id, status=RunStatus.QUEUED
+                ).update(**values)
+                if not claimed:
+                    raise ClaimRefused(f"Run {existing_run_id} is no longer queued")
+                run = CycleRun.objects.get(pk=existing_run_id)
+            else:
+                run = CycleRun.objects.create(agent=agent, queued_at=now, **values)
+    except IntegrityError as exc:
+        raise ClaimRefused("Another cycle of this agent is running or this slot has run") from exc
+    return Claim(run=run, token=token)
+
+
+def _record_skipped(agent, *, now, slot, message, missed=0):
+    CycleRun.objects.create(
+        agent=agent,
+        trigger=RunTrigger.SCHEDULE,
+        slot=slot,
+        missed_slots=missed,
+        status=RunStatus.SKIPPED,
+        queued_at=now,
+        finished_at=now,
+        error_message=message,
+    )
+
+
+def cycle_claim_queued(*, run_id, worker, task_id="", now=None) -> Claim:
+    """Claim a queued (manual or CLI) run. Refused runs are marked `skipped` with the reason."""
+    run = CycleRun.objects.filter(pk=run_id).only("agent_id", "status").first()
+    if run is None:
+        raise ClaimRefused(f"Run {run_id} does not exist")
+    refusal = None
+    with transaction.atomic():
+        agent = _lock_agent_for_claim(run.agent_id)
+        # "now" is read once the lock is held, so this run cannot start before the previous
+        # one's recorded finish (the lock may have been waited for).
+        now = now or timezone.now()
+        reap_agent(agent, now)
+        if CycleRun.objects.filter(agent=agent, status=RunStatus.RUNNING).exists():
+            refusal = ClaimRefused("Another cycle of this agent is in flight", state=agent.state)
+            CycleRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+                status=RunStatus.SKIPPED, finished_at=now, error_message=refusal.message
+            )
+        else:
+            claim = _begin_run(
+                agent, {}, now=now, worker=worker, task_id=task_id, existing_run_id=run_id
+            )
+    if refusal is not None:
+        raise refusal
+    return claim
+
+
+def cycle_claim_scheduled(*, agent_id, worker, task_id="", now=None, slot=None) -> Claim | None:
+    """Claim the agent's due scheduled slot; None when nothing is due (a duplicate delivery).
+
+    `slot` is the slot the task was sent for: a slot older than the agent's `next_run` was
+    already run, skipped or folded, so its delivery is a no-op. Missed slots (the cluster was
+    down) are folded into this one run and counted on it. A due slot that cannot run (agent
+    paused, stopped, or a cycle still in flight) is recorded once as a `skipped` run with the
+    reason, so every slot leaves one trace.
+    """
+    refusal = None
+    with transaction.atomic():
+        agent = _lock_agent_for_claim(agent_id)
+        now = now or timezone.now()  # read under the lock, as in cycle_claim_queued
+        reap_agent(agent, now)
+        if agent.state != AgentState.RUNNING:
+            refusal = ClaimRefused(f"Agent is {agent.state}", state=agent.state)
+            try:
+                with transaction.atomic():
+                    _record_skipped(
+                        agent,
+                        now=now,
+                        slot=slot,
+                        message=f"Scheduled cycle skipped: agent is {agent.state}",
+                    )
+            except IntegrityError:
+                return None  # this slot was already recorded: a second delivery
+        elif (
+            agent.next_run is None
+            or agent.next_run > now
+            or (slot is not None and slot < agent.next_run)  # that slot was already handled
+        ):
+            return None
+        elif CycleRun.objects.filter(
+            agent=agent, status=RunStatus.RUNNING, cancel_requested=True
+        ).exists():
+            # A stopped cycle is still winding down (stop, then start at once): look again
+            # shortly rather than skipping this slot and waiting a whole interval.
+            agent.next_run = now + timedelta(seconds=max(conf.RUNNER_LEASE_SECONDS / 3, 1))
+            agent.save(update_fields=["next_run", "updated_at"])
+            scheduling.sync_schedule(agent)
+            return None
+        else:
+            slot = agent.next_run
+            missed = slots.missed_slots(slot, agent.interval_minutes, now)
+            agent.next_run = slots.next_slot_after(slot, agent.interval_minutes, now)
+            agent.save(update_fields=["next_run", "updated_at"])
+            scheduling.sync_schedule(agent)
+            if not CycleRun.objects.filter(agent=agent, status=RunStatus.RUNNING).exists():
+                return _begin_run(
+                    agent,
+                    {"trigger": RunTrigger.SCHEDULE, "slot": slot, "missed_slots": missed},
+                    now=now,
+                    worker=worker,
+                    task_id=task_id,
+                )
+            refusal = ClaimRefused("The previous cycle is still running", state=agent.state)
+            _record_skipped(
+                agent,
+                now=now,
+                slot=slot,
+                missed=missed,
+                message="Scheduled cycle skipped: the previous cycle is still running",
+            )
+    raise refusal
+
+
+def cycle_heartbeat(*, run_id, token, now=None):
+    """Renew the lease. Returns (still_held, cancel_requested)."""
+    now = now or timezone.now()
+    held = CycleRun.objects.filter(pk=run_id, fencing_token=token, status=RunStatus.RUNNING).update(
+        lease_expires_at=now + lease_duration(), heartbeat_at=now
+    )
+    if not held:
+        return False, False
+    cancel = CycleRun.objects.filter(pk=run_id).values_list("cancel_requested", flat=True).get()
+    return True, cancel
+
+
+def cycle_checkpoint(*, run_id, token, now=None):
+    """Raise CycleStop if the cycle should end here: stop requested, deadline passed, lease lost."""
+    now = now or timezone.now()
+    row = (
+        CycleRun.objects.filter(pk=run_id)
+        .values("status", "fencing_token", "cancel_requested", "deadline_at")
+        .first()
+    )
+    if row is None or row["status"] != RunStatus.RUNNING or row["fencing_token"] != token:
+        raise LeaseLost("This worker no longer holds the run's lease")
+    if row["cancel_requested"]:
+        raise CycleCancelled("Stop was requested")
+    if row["deadline_at"] is not None and now >= row["deadline_at"]:
+        raise CycleDeadlineExceeded("The cycle passed its deadline (timeout_seconds)")
+
+
+def cycle_finish(*, run_id, token, outcome: Outcome, now=None) -> bool:
+    """Write a run's result and the agent's counters; False (and no change) for a stale token."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        agent_id = CycleRun.objects.values_list("agent_id", flat=True).get(pk=run_id)
+        agent = Agent.objects.select_for_update().get(pk=agent_id)
+        return settle_run(
+            agent,
+            CycleRun.objects.filter(pk=run_id, fencing_token=token, status=RunStatus.RUNNING),
+            outcome,
+            now=now,
+        )
