@@ -13,8 +13,8 @@ from django.urls import NoReverseMatch, reverse
 from runner import reports
 from runner.errors import InvalidInput
 from runner.models import Agent
-from runner.report_charts import buckets_chart, status_chart
-from runner.report_formats import report_csv
+from runner.reports.charts import buckets_chart, status_chart
+from runner.reports.formats import report_csv
 
 
 def _reverse_or_none(name, **kwargs):

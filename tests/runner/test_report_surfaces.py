@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from runner.models import Agent
-from runner.report_formats import report_rows
+from runner.reports.formats import report_rows
 from tests.factories import AgentFactory, UserFactory
 from tests.runner.report_data import EXPECTED_ALPHA, make_history
 
