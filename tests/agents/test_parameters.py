@@ -1,8 +1,8 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from agents.forecaster import ForecasterAgent
 from agents.parameters import SPECS, resolve
+from agents.pipeline import ForecasterAgent
 from runner import registry, services
 from runner.actors import Actor
 from runner.errors import InvalidInput

@@ -1,4 +1,6 @@
-"""The default agent kind `forecaster`: research -> analyse -> risk -> execute, every step recorded.
+"""The pipeline of the default agent kind `forecaster` (`ForecasterAgent`, one `Cycle` per run):
+research -> analyse -> risk -> execute, every step recorded. The forecasters it asks live in
+`agents/forecasters.py`.
 
 1. research: load raw markets from the source (`snapshot` SAMPLE data by default, or `gamma`).
 2. filter: parse, keep tradeable markets, rank them, and record every market seen.
@@ -54,6 +56,16 @@ def seconds_left(context):
     return lambda: (context.deadline - context.now()).total_seconds()
 
 
+def http_policy(p: params_module.ForecasterParams, context) -> dict:
+    """Timeout, retries and deadline: one policy for every HTTP client a cycle uses."""
+    return {
+        "timeout_seconds": p.request_timeout_seconds,
+        "max_retries": p.max_retries,
+        "backoff_seconds": p.retry_backoff_seconds,
+        "time_left": seconds_left(context),
+    }
+
+
 def build_source(p: params_module.ForecasterParams, context):
     if p.source == "snapshot":
         return SnapshotSource()
@@ -61,11 +73,8 @@ def build_source(p: params_module.ForecasterParams, context):
         base_url=settings.GAMMA_BASE_URL,
         page_size=p.gamma_page_size,
         max_pages=p.gamma_max_pages,
-        timeout_seconds=p.request_timeout_seconds,
-        max_retries=p.max_retries,
-        backoff_seconds=p.retry_backoff_seconds,
         checkpoint=context.checkpoint,
-        time_left=seconds_left(context),
+        **http_policy(p, context),
     )
 
 
@@ -76,10 +85,7 @@ def build_forecaster(p: params_module.ForecasterParams, context):
         base_url=settings.LLM_BASE_URL,
         api_key=settings.LLM_API_KEY,
         model=settings.LLM_MODEL,
-        timeout_seconds=p.request_timeout_seconds,
-        max_retries=p.max_retries,
-        backoff_seconds=p.retry_backoff_seconds,
-        time_left=seconds_left(context),
+        **http_policy(p, context),
     )
 
 
