@@ -9,6 +9,10 @@ from runner.errors import InvalidInput
 from tests.factories import AgentFactory
 
 
+def test_the_forecaster_kind_loads_the_pipelines_agent():
+    assert registry.get_agent_class("forecaster") is ForecasterAgent
+
+
 def test_empty_parameters_are_valid_and_resolve_to_documented_defaults(settings):
     settings.MARKET_SOURCE = "snapshot"
     assert ForecasterAgent.validate_parameters({}) == {}
