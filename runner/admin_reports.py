@@ -13,8 +13,8 @@ from django.urls import NoReverseMatch, reverse
 from runner import reports
 from runner.errors import InvalidInput
 from runner.models import Agent
-from runner.report_charts import buckets_chart, status_chart
-from runner.report_formats import report_csv
+from runner.reports.charts import buckets_chart, status_chart
+from runner.reports.formats import readable_outputs, report_csv
 
 
 def _reverse_or_none(name, **kwargs):
@@ -59,6 +59,7 @@ def agent_report_view(request, agent_id):
         csv_url=f"{request.path}?{csv_query.urlencode()}",
         buckets_svg=buckets_chart(report["buckets"], bucket_name=report["window"]["bucket"]),
         status_svg=status_chart(report["runs"]["by_status"]),
+        output_rows=readable_outputs(report["outputs"]),
         success_percent=(
             None
             if report["runs"]["success_rate"] is None

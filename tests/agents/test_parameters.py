@@ -1,12 +1,16 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from agents.forecaster import ForecasterAgent
 from agents.parameters import SPECS, resolve
+from agents.pipeline import ForecasterAgent
 from runner import registry, services
 from runner.actors import Actor
 from runner.errors import InvalidInput
 from tests.factories import AgentFactory
+
+
+def test_the_forecaster_kind_loads_the_pipelines_agent():
+    assert registry.get_agent_class("forecaster") is ForecasterAgent
 
 
 def test_empty_parameters_are_valid_and_resolve_to_documented_defaults(settings):

@@ -6,12 +6,14 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.urls import reverse
 from django.utils import timezone
 
 from agents.models import PaperPosition
 from runner.models import Agent
 from runner.reports import run_report
 from tests.agents.factories import ForecasterAgentFactory, PaperFillFactory
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -30,6 +32,18 @@ def test_report_counts_what_a_real_default_cycle_produced():
     assert output["decisions_approved"] == 0 and output["decisions_rejected"] == 20
     assert output["paper_fills"] == 0 and output["paper_exposure"] == 0
     assert output["top_rejection_reasons"][0]["count"] == 20
+
+
+def test_admin_report_page_lists_rejection_reasons_readably(client):
+    # The page used to show top_rejection_reasons as a raw Python list of dicts.
+    call_command("runagent", "--once", stdout=io.StringIO())
+    agent = Agent.objects.get(slug=settings.RUNNER_DEFAULT_AGENT)
+    client.force_login(UserFactory(username="viewer", perms=["runner.view_agent"]))
+    page = client.get(reverse("runner-agent-report", args=[agent.pk]), {"since": "1d"})
+    html = page.content.decode()
+    assert "<th>top_rejection_reasons</th><td><ul>" in html
+    assert "<li>no edge: the forecast equals the price (20)</li>" in html
+    assert "&#x27;reason&#x27;" not in html
 
 
 def test_exposure_is_the_cost_of_open_positions_of_that_agent():

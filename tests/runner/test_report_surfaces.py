@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -13,7 +14,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from runner.models import Agent
-from runner.report_formats import report_rows
+from runner.reports.formats import report_rows
 from tests.factories import AgentFactory, UserFactory
 from tests.runner.report_data import EXPECTED_ALPHA, make_history
 
@@ -140,6 +141,31 @@ def test_admin_page_shows_the_same_numbers_and_charts(client, viewer):
     assert "format=csv" in page
 
 
+def reasons_hook(agent, since, until):
+    """Output shaped like the forecaster's: a count and a list of reasons with their counts."""
+    return {
+        "forecasts": 20,
+        "top_rejection_reasons": [
+            {"reason": "no edge: the forecast equals the price", "count": 18},
+            {"reason": "kelly stake leaves no room: 0.00 USD", "count": 2},
+        ],
+    }
+
+
+def test_admin_page_shows_listed_outputs_one_readable_line_each(client, viewer, settings):
+    # The page used to print the list as Python shows it: [{'reason': ..., 'count': 18}, ...].
+    settings.RUNNER_REPORT_EXTRAS = ["tests.runner.test_report_surfaces.reasons_hook"]
+    alpha, _ = make_history()
+    client.force_login(viewer)
+    response = client.get(reverse("runner-agent-report", args=[alpha.pk]), WINDOW)
+    page = response.content.decode()
+    assert response.context["report"]["outputs"]["top_rejection_reasons"][0]["count"] == 18
+    assert "<tr><th>forecasts</th><td>20</td></tr>" in page
+    assert "<li>no edge: the forecast equals the price (18)</li>" in page
+    assert "<li>kelly stake leaves no room: 0.00 USD (2)</li>" in page
+    assert "[{" not in page and "&#x27;reason&#x27;" not in page
+
+
 def test_admin_csv_download_holds_the_same_rows(client, viewer):
     alpha, _ = make_history()
     client.force_login(viewer)
@@ -205,6 +231,23 @@ def test_runreport_csv_and_table(capsys):
     assert "ValueError" in table and "bad 2" in table
     call_command("runreport", "--since", WINDOW["since"], "--until", WINDOW["until"])
     assert "Per agent:" in capsys.readouterr().out
+
+
+def test_runreport_table_gives_every_success_rate_as_a_percentage(capsys):
+    # The summary line said 37.5% while the per-agent table said 0.4 (alpha's 42.9%).
+    make_history()
+    call_command("runreport", "--since", WINDOW["since"], "--until", WINDOW["until"])
+    table = capsys.readouterr().out
+    assert "success rate: 37.5%" in table
+    per_agent = table[table.index("Per agent:") : table.index("Agent output:")]
+    assert re.search(r"alpha +9 +3 +3 +42\.9%\n", per_agent)
+    assert re.search(r"beta +1 +0 +1 +0\.0%\n", per_agent)
+    call_command(
+        "runreport", "--since", WINDOW["since"], "--until", WINDOW["until"], "--format", "csv"
+    )
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert ["runs", "", "success_rate", "0.375"] in rows  # CSV stays a fraction, everywhere
+    assert ["agents", "alpha", "success_rate", "0.4286"] in rows
 
 
 @pytest.mark.parametrize(

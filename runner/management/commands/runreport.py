@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from runner import reports, selectors
 from runner.errors import RunnerError
-from runner.report_formats import report_csv, report_table
+from runner.reports.formats import report_csv, report_table
 
 
 class Command(BaseCommand):

@@ -1,20 +1,14 @@
-from datetime import UTC, datetime, timedelta
+"""`run_report()`: every section against numbers worked out by hand, and the output hooks."""
+
+from datetime import timedelta
 
 import pytest
-from django.db.models import F, FloatField
-from django.db.models.functions import Cast
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from runner import reports
-from runner.errors import InvalidInput
-from runner.models import CycleRun
 from tests.factories import AgentFactory, CycleRunFactory
 from tests.runner.report_data import EXPECTED_ALPHA, SINCE, UNTIL, make_history
 
 pytestmark = pytest.mark.django_db
-
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def test_agent_report_matches_hand_computed_numbers():
@@ -114,38 +108,16 @@ def test_unrecovered_streak_counts_as_longest_but_not_as_recovery():
     assert rel["mtbf_seconds"] == 30 * 60 / 2  # failures at 10, 30 and 40 minutes
 
 
-@settings(max_examples=25, deadline=None)
-@given(values=st.lists(st.integers(min_value=0, max_value=10**7), min_size=1, max_size=40))
-def test_percentiles_match_linear_interpolation(values):
-    agent = AgentFactory()  # a fresh agent per example, so examples never see each other's runs
-    CycleRun.objects.bulk_create(
-        CycleRun(agent=agent, trigger="cli", status="succeeded", queued_at=NOW, duration_ms=v)
-        for v in values
-    )
-    ordered = sorted(values)
-    expected = []
-    for fraction in (0.0, 0.5, 0.95, 1.0):
-        position = fraction * (len(ordered) - 1)
-        low, high = int(position), min(int(position) + 1, len(ordered) - 1)
-        expected.append(ordered[low] + (position - low) * (ordered[high] - ordered[low]))
-    expression = Cast(F("duration_ms"), FloatField())
-    runs = CycleRun.objects.filter(agent=agent)
-    by_database = reports.percentiles(runs, expression, [0.0, 0.5, 0.95, 1.0])
-    by_offset = reports.percentiles_by_offset(runs, expression, [0.0, 0.5, 0.95, 1.0])
-    assert by_database == pytest.approx(expected)
-    assert by_offset == pytest.approx(expected)
-
-
 def test_report_hooks_are_merged_and_a_broken_hook_is_reported(settings):
     settings.RUNNER_REPORT_EXTRAS = [
-        "tests.runner.test_reports.hook_counts",
-        "tests.runner.test_reports.hook_broken",
+        "tests.runner.reports.test_assembly.hook_counts",
+        "tests.runner.reports.test_assembly.hook_broken",
     ]
     alpha, _ = make_history()
     report = reports.run_report(agent=alpha, since=SINCE, until=UNTIL)
     assert report["outputs"] == {"hook_agent": "alpha", "hook_days": 3}
     assert report["output_errors"] == {
-        "tests.runner.test_reports.hook_broken": "RuntimeError: source offline"
+        "tests.runner.reports.test_assembly.hook_broken": "RuntimeError: source offline"
     }
 
 
@@ -157,43 +129,18 @@ def hook_broken(agent, since, until):
     raise RuntimeError("source offline")
 
 
-@pytest.mark.parametrize(
-    ("since", "until", "field"),
-    [
-        ("7x", None, "since"),
-        ("0d", None, "since"),
-        ("yesterday", None, "since"),
-        ("2026-13-01", None, "since"),
-        ("7d", "soon", "until"),
-        ("1d", "2d", "until"),  # until (2 days ago) before since (1 day ago)
-        ("2026-02-01", "2026-02-01", "until"),
-        ("999999999w", None, "since"),
-    ],
-)
-def test_bad_windows_name_the_parameter(since, until, field):
-    with pytest.raises(InvalidInput) as caught:
-        reports.parse_window(since, until, now=NOW)
-    assert caught.value.field == field
-    assert field in caught.value.message
-
-
-def test_window_forms():
-    assert reports.parse_window(None, None, now=NOW) == (NOW - timedelta(days=7), NOW)
-    assert reports.parse_window("30m", "now", now=NOW) == (NOW - timedelta(minutes=30), NOW)
-    assert reports.parse_window("2w", "12h", now=NOW) == (
-        NOW - timedelta(weeks=2),
-        NOW - timedelta(hours=12),
-    )
-    assert reports.parse_window("2026-02-01", "2026-02-02T06:00:00+02:00", now=NOW) == (
-        datetime(2026, 2, 1, tzinfo=UTC),
-        datetime(2026, 2, 2, 4, tzinfo=UTC),
+def test_the_package_keeps_the_names_callers_imported_from_runner_reports():
+    from runner.reports import (  # noqa: F401  (importable is the assertion)
+        BUCKETS,
+        DEFAULT_BUCKET,
+        DEFAULT_SINCE,
+        parse_bucket,
+        parse_duration,
+        parse_window,
+        percentiles,
+        percentiles_by_offset,
+        run_report,
+        run_report_from_params,
     )
 
-
-def test_bad_bucket_and_too_many_buckets_name_bucket():
-    with pytest.raises(InvalidInput) as caught:
-        reports.parse_bucket("month")
-    assert caught.value.field == "bucket"
-    with pytest.raises(InvalidInput) as caught:
-        reports.run_report(since=NOW - timedelta(days=365), until=NOW, bucket="hour")
-    assert caught.value.field == "bucket"
+    assert set(reports.__all__) <= set(dir(reports))

@@ -1,7 +1,10 @@
-"""The report as CSV rows and as a plain-text table: the same values `run_report()` returned.
+"""The report as CSV rows, as a plain-text table and as readable agent outputs: the same values
+`run_report()` returned.
 
 CSV is long-form (`section,item,metric,value`) so one file holds every part of the report and a
-spreadsheet can pivot it; the admin download and `runreport --format csv` both write it.
+spreadsheet can pivot it; the admin download and `runreport --format csv` both write it. CSV and
+JSON keep rates as fractions (0.4286) for machines; the table, for people, prints every rate as a
+percentage (42.9%), as the admin page does.
 """
 
 from __future__ import annotations
@@ -79,6 +82,50 @@ def _number(value, suffix=""):
     return f"{value}{suffix}"
 
 
+def _percent(rate):
+    """A success rate (kept as a fraction in the report) the way people read it: 42.9%."""
+    return _number(None if rate is None else rate * 100, "%")
+
+
+def _text(value):
+    if value is None:
+        return "-"
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, sort_keys=True, default=str)
+    return str(value)
+
+
+def _entry(entry) -> str:
+    """One entry of a listed output on one line: `label (count)` for a counted item (a dict with a
+    `count`, or a [label, number] pair), `key: value, ...` for any other dict."""
+    if isinstance(entry, dict):
+        if "count" in entry and len(entry) > 1:
+            label = " / ".join(_text(v) for k, v in entry.items() if k != "count")
+            return f"{label} ({_text(entry['count'])})"
+        return ", ".join(f"{key}: {_text(value)}" for key, value in entry.items())
+    if isinstance(entry, list | tuple):
+        if len(entry) == 2 and isinstance(entry[1], int | float) and not isinstance(entry[1], bool):
+            return f"{_text(entry[0])} ({_text(entry[1])})"
+        return " / ".join(_text(value) for value in entry)
+    return _text(entry)
+
+
+def readable_outputs(outputs: dict) -> list[dict]:
+    """The agent's outputs for people: `text` for a single value, `lines` (one per entry) for a
+    list or dict, so a hook's list of reasons never shows up as a Python or JSON literal."""
+    rows = []
+    for name, value in outputs.items():
+        if isinstance(value, dict):
+            lines = [f"{key}: {_text(inner)}" for key, inner in value.items()]
+        elif isinstance(value, list | tuple):
+            lines = [_entry(entry) for entry in value]
+        else:  # a single value stays as it is, so the page formats numbers as before
+            rows.append({"name": name, "text": "-" if value is None else value, "lines": None})
+            continue
+        rows.append({"name": name, "text": None if lines else "none", "lines": lines or None})
+    return rows
+
+
 def _table(headers, rows) -> list[str]:
     cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
@@ -96,7 +143,7 @@ def report_table(report: dict) -> str:
         f"{window['since']} to {window['until']} (by {window['bucket']})",
         "",
         f"Runs: {runs['total']}  finished: {runs['finished']}  failures: {runs['failures']}  "
-        f"success rate: {_number(None if runs['success_rate'] is None else runs['success_rate'] * 100, '%')}",
+        f"success rate: {_percent(runs['success_rate'])}",
         "",
         "By status:",
         *_table(["status", "runs"], runs["by_status"].items()),
@@ -175,13 +222,17 @@ def report_table(report: dict) -> str:
         lines += _table(
             ["agent", "runs", "succeeded", "failures", "success rate"],
             [
-                [a["agent"], a["runs"], a["succeeded"], a["failures"], _number(a["success_rate"])]
+                [a["agent"], a["runs"], a["succeeded"], a["failures"], _percent(a["success_rate"])]
                 for a in report["agents"]
             ],
         )
     lines += ["", "Agent output:"]
     if report["outputs"]:
-        lines += [f"  {key}: {_cell(value)}" for key, value in report["outputs"].items()]
+        for row in readable_outputs(report["outputs"]):
+            if row["lines"]:
+                lines += [f"  {row['name']}:", *(f"    - {line}" for line in row["lines"])]
+            else:
+                lines.append(f"  {row['name']}: {row['text']}")
     else:
         lines.append("  none reported (no RUNNER_REPORT_EXTRAS hook produced any)")
     for path, error in report.get("output_errors", {}).items():
