@@ -19,10 +19,10 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 
-from django.conf import settings
 from django.db import transaction
 
 from agents import parameters as params_module
+from agents.conf import conf
 from agents.forecasters import BaselineForecaster, LLMForecaster
 from agents.markets import Market, parse_market, rank, untradeable_reason
 from agents.models import Forecast, MarketObservation, TradeDecision
@@ -70,7 +70,7 @@ def build_source(p: params_module.ForecasterParams, context):
     if p.source == "snapshot":
         return SnapshotSource()
     return GammaSource(
-        base_url=settings.GAMMA_BASE_URL,
+        base_url=conf.GAMMA_BASE_URL,
         page_size=p.gamma_page_size,
         max_pages=p.gamma_max_pages,
         checkpoint=context.checkpoint,
@@ -82,9 +82,9 @@ def build_forecaster(p: params_module.ForecasterParams, context):
     if p.forecaster == "baseline":
         return BaselineForecaster()
     return LLMForecaster(
-        base_url=settings.LLM_BASE_URL,
-        api_key=settings.LLM_API_KEY,
-        model=settings.LLM_MODEL,
+        base_url=conf.LLM_BASE_URL,
+        api_key=conf.LLM_API_KEY,
+        model=conf.LLM_MODEL,
         **http_policy(p, context),
     )
 

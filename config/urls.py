@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from runner.admin_reports import agent_report_view
+from runner.admin.reports import agent_report_view
 from runner.api.reports import AgentReportView, AllAgentsReportView
 
 urlpatterns = [

@@ -60,7 +60,7 @@ class SettingsGroup:
 conf = SettingsGroup(
     Setting(
         "RUNNER_AGENT_KINDS",
-        {"forecaster": "agents.forecaster.ForecasterAgent"},
+        {"forecaster": "agents.pipeline.ForecasterAgent"},
         None,
         "Agent kinds the runner can load: kind -> dotted path of a class (runner.protocol).",
     ),

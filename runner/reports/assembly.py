@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from django.conf import settings
 from django.db.models import Count, F, FloatField, Max, Q, Window
 from django.db.models.functions import Cast, RowNumber
 from django.utils.module_loading import import_string
 
+from runner.conf import conf
 from runner.errors import InvalidInput
 from runner.models import (
     FAILURE_STATUSES,
@@ -224,7 +224,7 @@ def report_outputs(agent, since, until) -> tuple[dict, dict]:
     never imports agent code itself. A broken hook is reported under its path, never a crash.
     """
     outputs, errors = {}, {}
-    for path in getattr(settings, "RUNNER_REPORT_EXTRAS", []) or []:
+    for path in conf.RUNNER_REPORT_EXTRAS:
         try:
             produced = import_string(path)(agent, since, until)
             if not isinstance(produced, dict):
