@@ -86,6 +86,19 @@ class Agent(models.Model):
         "trading_mode",
     )
 
+    # The runner state and counters the API, the CLI and the admin show (written by services only).
+    STATE_FIELDS = (
+        "state",
+        "next_run",
+        "last_run",
+        "last_success",
+        "run_count",
+        "success_count",
+        "error_count",
+        "consecutive_failures",
+        "last_error",
+    )
+
     class Meta:
         ordering = ["slug"]
         permissions = [("control_agent", "Can start, stop, pause, resume and trigger agents")]

@@ -11,18 +11,7 @@ def agent_get(slug) -> Agent:
         raise AgentNotFound(f"No agent with slug {slug!r}") from None
 
 
-STATUS_FIELDS = (
-    "state",
-    "interval_minutes",
-    "next_run",
-    "last_run",
-    "last_success",
-    "last_error",
-    "run_count",
-    "success_count",
-    "error_count",
-    "consecutive_failures",
-)
+STATUS_FIELDS = ("interval_minutes", *Agent.STATE_FIELDS)
 
 
 def agent_status(agent: Agent) -> dict:

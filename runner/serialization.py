@@ -2,25 +2,13 @@
 
 from runner.models import Agent
 
-AGENT_STATE_FIELDS = (
-    "state",
-    "next_run",
-    "last_run",
-    "last_success",
-    "run_count",
-    "success_count",
-    "error_count",
-    "consecutive_failures",
-    "last_error",
-)
-
 
 def agent_as_dict(agent) -> dict:
     """The agent's configuration and runner state, with the API's field names."""
     return {
         "slug": agent.slug,
         **{name: getattr(agent, name) for name in Agent.CONFIG_FIELDS},
-        **{name: getattr(agent, name) for name in AGENT_STATE_FIELDS},
+        **{name: getattr(agent, name) for name in Agent.STATE_FIELDS},
     }
 
 

@@ -21,20 +21,7 @@ from runner.admin.display import badge, humanize_moment, run_status_badge
 from runner.errors import RunnerError
 from runner.models import Agent, AgentState, AuditAction, CycleRun
 
-STATE_FIELDS = (
-    "state",
-    "next_run",
-    "paused_next_run",
-    "last_run",
-    "last_success",
-    "last_error",
-    "run_count",
-    "success_count",
-    "error_count",
-    "consecutive_failures",
-    "created_at",
-    "updated_at",
-)
+STATE_FIELDS = (*Agent.STATE_FIELDS, "paused_next_run", "created_at", "updated_at")
 
 
 @admin.register(Agent)

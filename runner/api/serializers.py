@@ -7,17 +7,7 @@ from rest_framework import serializers
 from runner.models import INTERVAL_MAX, INTERVAL_MIN, Agent, AuditEvent, CycleRun
 from runner.validation import REASON_MAX_LENGTH
 
-STATE_FIELDS = (
-    "state",
-    "next_run",
-    "last_run",
-    "last_success",
-    "run_count",
-    "success_count",
-    "error_count",
-    "consecutive_failures",
-    "last_error",
-)
+STATE_FIELDS = Agent.STATE_FIELDS
 
 
 class StrictInputMixin:
