@@ -25,7 +25,7 @@ import httpx
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from tests.http_server import running_server  # noqa: E402
+from tests.support.http_server import running_server  # noqa: E402
 
 SETUP = """
 from runner.models import Agent

@@ -7,6 +7,8 @@ from django.db import connection
 
 from tests.agent_kinds import TEST_AGENT_KINDS
 
+E2E_DIR = Path(__file__).resolve().parent / "e2e"
+
 # Set before Django reads settings, so this process and every subprocess a test starts (qcluster,
 # live servers) know the test agent kinds, the way a user registers a kind of their own.
 os.environ.setdefault("RUNNER_EXTRA_AGENT_KINDS", json.dumps(TEST_AGENT_KINDS))
@@ -34,6 +36,9 @@ def pytest_collection_modifyitems(config, items):
     vendor = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     skip_pg = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)")
     for item in items:
+        # tests/e2e holds every test with real processes, a browser or a live server.
+        if E2E_DIR in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.slow)
         if "postgres" in item.keywords and vendor != "postgresql":
             item.add_marker(skip_pg)
 

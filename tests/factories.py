@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from runner.models import Agent, AuditEvent, CycleRun
+from runner.models import Agent, Alert, AuditEvent, CycleRun, WorkerHeartbeat
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -64,3 +64,26 @@ class AuditEventFactory(factory.django.DjangoModelFactory):
     outcome = "applied"
     source = "api"
     created_at = factory.LazyFunction(timezone.now)
+
+
+class WorkerHeartbeatFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = WorkerHeartbeat
+
+    worker = factory.Sequence(lambda n: f"host:{1000 + n}")
+    cluster = "agent-runner"
+    seen_at = factory.LazyFunction(timezone.now)
+
+
+class AlertFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Alert
+
+    kind = "agent_error"
+    agent = factory.SubFactory(AgentFactory)
+    agent_slug = factory.LazyAttribute(lambda o: o.agent.slug)
+    fingerprint = factory.LazyAttribute(lambda o: f"{o.kind}:agent:{o.agent.pk}")
+    subject = factory.LazyAttribute(lambda o: f"Agent {o.agent.slug} tripped to error")
+    message = "test alert"
+    opened_at = factory.LazyFunction(timezone.now)
+    last_seen_at = factory.LazyAttribute(lambda o: o.opened_at)

@@ -66,3 +66,26 @@ def test_sqlite_runs_in_wal_mode_with_immediate_transactions():
         mode = cursor.fetchone()[0]
     # the in-memory test database cannot use WAL; a file database does (checked in the CLI test)
     assert mode in ("wal", "memory")
+
+
+def test_every_declared_setting_is_documented_in_the_readme():
+    """Each RUNNER_*, FORECASTER_* and agent setting is declared once (runner/conf.py,
+    agents/conf.py) and a user finds it in the README."""
+    from agents.conf import conf as agents_conf
+    from runner.conf import conf as runner_conf
+
+    readme = (ROOT / "README.md").read_text()
+    declared = [*runner_conf.declared, *agents_conf.declared]
+    assert len(declared) == len(set(declared))
+    assert [name for name in declared if f"`{name}`" not in readme] == []
+
+
+def test_no_code_reads_a_runner_setting_around_the_conf_module():
+    offenders = []
+    for path in [*ROOT.glob("runner/**/*.py"), *ROOT.glob("agents/**/*.py")]:
+        if "migrations" in path.parts or path.name == "conf.py":
+            continue  # conf.py is the one reader; migrations read the settings they ran with
+        text = path.read_text()
+        if "getattr(settings," in text or "settings.RUNNER_" in text:
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []

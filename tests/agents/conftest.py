@@ -3,7 +3,7 @@ import json
 import pytest
 
 from agents.sources import SNAPSHOT_PATH
-from tests.agents.fake_http import FakeServer
+from tests.support.fake_http import FakeServer
 
 
 @pytest.fixture

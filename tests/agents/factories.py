@@ -1,7 +1,14 @@
 import factory
 from django.utils import timezone
 
-from agents.models import Forecast, MarketObservation, PaperFill, TradeDecision
+from agents.models import (
+    Forecast,
+    MarketObservation,
+    PaperAccount,
+    PaperFill,
+    PaperPosition,
+    TradeDecision,
+)
 from tests.factories import AgentFactory, CycleRunFactory
 
 
@@ -74,3 +81,27 @@ class PaperFillFactory(factory.django.DjangoModelFactory):
     shares = 250.0
     cost = 100.0
     created_at = factory.LazyFunction(timezone.now)
+
+
+class PaperAccountFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PaperAccount
+
+    agent = factory.SubFactory(ForecasterAgentFactory)
+    initial_balance = 10_000.0
+    cash = factory.LazyAttribute(lambda o: o.initial_balance)
+    updated_at = factory.LazyFunction(timezone.now)
+
+
+class PaperPositionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PaperPosition
+
+    agent = factory.SubFactory(ForecasterAgentFactory)
+    market_id = factory.Sequence(lambda n: f"sample-{n}")
+    question = "[SAMPLE] Will the test pass?"
+    is_sample = True
+    side = "yes"
+    shares = 250.0
+    cost = 100.0
+    updated_at = factory.LazyFunction(timezone.now)

@@ -17,9 +17,9 @@ from agents.paper import PaperExecutor
 from agents.status import forecast_totals
 from runner import execution, services
 from runner.actors import Actor
-from tests.agents.factories import ForecasterAgentFactory
-from tests.agents.fake_http import Reply, chat_reply
+from tests.agents.factories import ForecasterAgentFactory, PaperAccountFactory
 from tests.agents.test_markets import raw_market
+from tests.support.fake_http import Reply, chat_reply
 
 pytestmark = pytest.mark.django_db
 
@@ -130,6 +130,17 @@ def test_llm_forecasts_trade_on_paper_within_the_caps(fake_llm):
     assert positions.count() == s["paper_fills"]
     assert sum(p.cost for p in positions) == pytest.approx(s["paper_exposure"])
     assert forecast_totals(agent) == {"total_forecasts": 30, "total_trades": s["paper_fills"]}
+
+
+def test_an_agent_whose_paper_cash_is_spent_opens_nothing(fake_llm):
+    fake_llm(lambda n: llm_json(0.99))
+    agent = ForecasterAgentFactory(parameters={"forecaster": "llm", "source": "snapshot"})
+    PaperAccountFactory(agent=agent, initial_balance=10_000.0, cash=0.0)
+    run = run_cycle(agent)
+    assert run.status == "succeeded", run.error_message
+    assert run.summary["decisions_approved"] == 0 == PaperFill.objects.count()
+    assert run.summary["paper_cash"] == 0.0
+    assert all(d.reason for d in TradeDecision.objects.filter(run=run))
 
 
 def test_a_garbage_llm_answer_fails_that_market_only(fake_llm):

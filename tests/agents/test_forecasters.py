@@ -5,8 +5,8 @@ import pytest
 
 from agents.forecasters import BaselineForecaster, LLMForecaster, LLMUnavailable, parse_llm_answer
 from agents.markets import parse_market
-from tests.agents.fake_http import Reply, chat_reply
 from tests.agents.test_markets import raw_market
+from tests.support.fake_http import Reply, chat_reply
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 MARKET = parse_market(raw_market(outcomePrices='["0.37", "0.63"]'))

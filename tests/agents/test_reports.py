@@ -9,10 +9,9 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from agents.models import PaperPosition
 from runner.models import Agent
 from runner.reports import run_report
-from tests.agents.factories import ForecasterAgentFactory, PaperFillFactory
+from tests.agents.factories import ForecasterAgentFactory, PaperFillFactory, PaperPositionFactory
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -49,13 +48,8 @@ def test_admin_report_page_lists_rejection_reasons_readably(client):
 def test_exposure_is_the_cost_of_open_positions_of_that_agent():
     agent = ForecasterAgentFactory()
     fill = PaperFillFactory(agent=agent, cost=12.5)
-    PaperPosition.objects.create(
-        agent=agent,
-        market_id=fill.market_id,
-        side=fill.side,
-        shares=25,
-        cost=12.5,
-        updated_at=timezone.now(),
+    PaperPositionFactory(
+        agent=agent, market_id=fill.market_id, side=fill.side, shares=25, cost=12.5
     )
     now = timezone.now()
     report = run_report(

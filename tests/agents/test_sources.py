@@ -3,7 +3,7 @@ import json
 import pytest
 
 from agents.sources import GammaSource, MarketSourceError, SnapshotSource
-from tests.agents.fake_http import Reply
+from tests.support.fake_http import Reply
 
 
 def gamma(url, **kwargs):

@@ -1,3 +1,5 @@
+"""Alerts: raised once per condition, delivered by mail and webhook after commit, never raised."""
+
 from datetime import timedelta
 
 import pytest
@@ -7,16 +9,16 @@ from django.utils import timezone
 from runner import alerts, execution, monitoring, services
 from runner.actors import Actor
 from runner.models import Alert, AlertKind, CycleRun
-from tests.factories import AgentFactory
-from tests.fake_http import RecordingServer
+from tests.factories import AgentFactory, AlertFactory
+from tests.support.fake_http import FakeServer, Reply
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def webhook(settings):
-    with RecordingServer() as server:
-        settings.RUNNER_ALERT_WEBHOOK_URL = server.url
+    with FakeServer(lambda request: Reply(body={})) as server:
+        settings.RUNNER_ALERT_WEBHOOK_URL = f"{server.url}/hook"
         settings.RUNNER_ALERT_EMAILS = ["ops@example.com", "oncall@example.com"]
         yield server
 
@@ -50,7 +52,7 @@ def test_trip_to_error_notifies_mail_and_webhook_once_while_it_holds(
     assert "fails" in message.subject and "tripped to error" in message.subject
     assert "BoomError" in message.body
     assert len(webhook.requests) == 1
-    sent = webhook.requests[0]["json"]
+    sent = webhook.requests[0].json()
     assert sent["kind"] == "agent_error" and sent["agent"] == "fails" and sent["id"] == alert.pk
     alert.refresh_from_db()
     assert alert.delivery == {"email": "sent", "webhook": "sent: HTTP 200"}
@@ -96,7 +98,7 @@ def test_abandoned_run_alerts_once_until_a_cycle_succeeds(
     assert alert.run_id == first.pk
     assert len(mail.outbox) == 1 and "abandoned" in mail.outbox[0].subject
     assert "host:4242" in mail.outbox[0].body
-    assert webhook.requests[0]["json"]["run_id"] == first.pk
+    assert webhook.requests[0].json()["run_id"] == first.pk
 
     # A second abandoned run while the condition holds: counted, not re-sent.
     agent.refresh_from_db()
@@ -129,7 +131,7 @@ def test_overdue_agent_alerts_once_and_closes_when_on_time(
     alert = Alert.objects.get(kind=AlertKind.AGENT_OVERDUE)
     assert alert.agent == agent and alert.occurrences == 2
     assert len(mail.outbox) == 1 and "overdue" in mail.outbox[0].subject
-    assert len(webhook.requests) == 1 and webhook.requests[0]["json"]["kind"] == "agent_overdue"
+    assert len(webhook.requests) == 1 and webhook.requests[0].json()["kind"] == "agent_overdue"
 
     agent.next_run = now + timedelta(minutes=5)
     agent.save(update_fields=["next_run"])
@@ -141,8 +143,8 @@ def test_a_failing_webhook_is_recorded_and_never_raised(
     settings, django_capture_on_commit_callbacks
 ):
     settings.RUNNER_ALERT_EMAILS = []
-    with RecordingServer(status=500) as server:
-        settings.RUNNER_ALERT_WEBHOOK_URL = server.url
+    with FakeServer(lambda request: Reply(status=500, body={})) as server:
+        settings.RUNNER_ALERT_WEBHOOK_URL = f"{server.url}/hook"
         agent = AgentFactory(kind="test-fail", max_consecutive_failures=1)
         trip(agent, django_capture_on_commit_callbacks)
     alert = Alert.objects.get()
@@ -184,3 +186,18 @@ def test_a_run_reaped_after_its_deadline_alerts_too(settings, django_capture_on_
         assert services.runs_reap_expired() == 1
     assert CycleRun.objects.get(pk=run.pk).status == "timed_out"
     assert len(mail.outbox) == 1 and "reaped as timed_out" in mail.outbox[0].body
+
+
+def test_an_open_alert_counts_occurrences_until_it_is_closed(
+    webhook, django_capture_on_commit_callbacks
+):
+    open_alert = AlertFactory(kind=AlertKind.AGENT_ERROR)
+    agent = open_alert.agent
+    with django_capture_on_commit_callbacks(execute=True):
+        alerts.agent_tripped(agent=agent, reason="again", now=timezone.now())
+    open_alert.refresh_from_db()
+    assert open_alert.occurrences == 2 and webhook.requests == []  # not notified again
+    assert alerts.close(kind=AlertKind.AGENT_ERROR, agent_id=agent.pk, now=timezone.now()) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        alerts.agent_tripped(agent=agent, reason="once more", now=timezone.now())
+    assert Alert.objects.filter(agent=agent).count() == 2 and len(webhook.requests) == 1

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.http_server import BASE_DIR, running_server
+from tests.support.http_server import BASE_DIR, running_server
 
 SCHEMATHESIS_TIMEOUT_SECONDS = 240
 SETUP = """
@@ -61,7 +61,7 @@ def schemathesis(base_url, token, session_key, *extra):
         env={
             **os.environ,
             "SCHEMATHESIS_TELEMETRY": "false",
-            "SCHEMATHESIS_HOOKS": "tests.runner.api.schemathesis_hooks",
+            "SCHEMATHESIS_HOOKS": "tests.e2e.schemathesis_hooks",
             "PYTHONPATH": str(BASE_DIR),
             "NO_COLOR": "1",
         },

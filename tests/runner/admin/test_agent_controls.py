@@ -1,4 +1,4 @@
-"""The admin control room: buttons, permissions, audit of every request, configuration through services."""
+"""The agent page's control buttons and the list's bulk actions: permissions, services, audit."""
 
 from datetime import timedelta
 
@@ -7,10 +7,11 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
-from runner.models import Agent, AuditEvent, CycleRun
-from tests.factories import AgentFactory, AuditEventFactory, CycleRunFactory, UserFactory
+from runner.models import AuditEvent, CycleRun
+from tests.factories import AgentFactory, CycleRunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
+
 
 VIEW = "runner.view_agent"
 CONTROL = "runner.control_agent"
@@ -40,9 +41,6 @@ def viewer(client):
     user = UserFactory(username="watcher", perms=[VIEW])
     client.force_login(user)
     return user
-
-
-# --- the change page --------------------------------------------------------------------------------
 
 
 def test_viewer_without_control_permission_sees_state_but_no_buttons(client, viewer):
@@ -85,57 +83,6 @@ def test_run_once_button_is_hidden_while_a_cycle_is_in_flight(client, controller
     assert 'value="start"' in html
 
 
-def test_page_shows_next_run_humanised_counters_last_error_runs_and_events(client, controller):
-    now = timezone.now()
-    agent = AgentFactory(
-        state="running",
-        next_run=now + timedelta(minutes=12, seconds=30),
-        last_run=now - timedelta(minutes=48),
-        run_count=7,
-        success_count=5,
-        error_count=2,
-        consecutive_failures=1,
-        last_error="BoomError: the agent exploded on purpose",
-    )
-    run = CycleRunFactory(
-        agent=agent,
-        status="failed",
-        started_at=now - timedelta(minutes=48),
-        error_type="BoomError",
-        error_message="the agent exploded on purpose",
-    )
-    AuditEventFactory(agent=agent, action="start", actor_username="alice", reason="morning start")
-    html = client.get(change_url(agent)).content.decode()
-    assert "(in 12\xa0minutes)" in html
-    assert "(48\xa0minutes ago)" in html
-    assert ">7<" in html and ">5<" in html and ">2<" in html
-    assert "1 of 3 allowed" in html
-    assert "BoomError: the agent exploded on purpose" in html
-    assert reverse("admin:runner_cyclerun_change", args=[run.pk]) in html
-    assert "runner-run-failed" in html
-    assert "morning start" in html and "alice" in html
-
-
-def test_interval_bounds_are_shown_on_the_page_and_the_form(client, controller):
-    agent = AgentFactory()
-    html = client.get(change_url(agent)).content.decode()
-    assert 'min="1" max="10080"' in html
-    assert "Interval in minutes (1–10080)" in html
-    assert "Minutes between scheduled cycles (1..10080)." in html
-
-
-def test_report_link_appears_only_when_the_report_url_exists(client, controller, settings):
-    agent = AgentFactory()
-    html = client.get(change_url(agent)).content.decode()
-    assert f'href="/admin/runner/agent/{agent.pk}/report/">Report<' in html
-    assert client.get(f"/admin/runner/agent/{agent.pk}/report/").status_code == 200
-    settings.ROOT_URLCONF = "tests.runner.report_urls"  # a URLconf without the report page
-    assert ">Report<" not in client.get(change_url(agent)).content.decode()
-
-
-# --- control requests -------------------------------------------------------------------------------
-
-
 def test_forged_post_without_control_permission_is_refused_and_audited(client, viewer):
     agent = AgentFactory(state="stopped")
     response = client.post(
@@ -168,6 +115,18 @@ def test_start_applies_through_the_service_and_says_so(client, controller):
     assert (event.action, event.outcome, event.source) == ("start", "applied", "admin")
     assert (event.state_before, event.state_after, event.reason) == ("stopped", "running", "go")
     assert event.actor == controller and event.client_ip == "127.0.0.1" and event.request_id
+
+
+@pytest.mark.parametrize("sent", [None, "admin-click-42"])
+def test_the_audit_row_carries_the_request_id_of_the_response_header(client, controller, sent):
+    """One id per request: the audit row, the log lines and the X-Request-ID header agree."""
+    agent = AgentFactory(state="stopped")
+    headers = {"HTTP_X_REQUEST_ID": sent} if sent else {}
+    response = client.post(control_url(agent), {"action": "start"}, **headers)
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(agent=agent)
+    assert event.request_id == response["X-Request-ID"]
+    assert sent is None or event.request_id == sent
 
 
 def test_refused_transition_shows_an_error_and_is_audited(client, controller):
@@ -242,118 +201,63 @@ def test_control_url_refuses_get_and_unknown_actions_without_changes(client, con
     assert not AuditEvent.objects.exists()
 
 
-# --- configuration through the services ----------------------------------------------------------
+CHANGELIST = "admin:runner_agent_changelist"
 
 
-def test_config_edit_is_an_audit_event_with_before_and_after(admin_client, admin_user):
-    agent = AgentFactory(name="Old", interval_minutes=60, state="running")
-    data = {
-        "name": "New name",
-        "kind": "test-ok",
-        "parameters": '{"value": 3}',
-        "interval_minutes": "30",
-        "timeout_seconds": "300",
-        "max_consecutive_failures": "3",
-        "trading_mode": "dry_run",
-        "audit_reason": "faster cycles",
-        # the runner state in the POST is ignored: those fields are read-only
-        "state": "error",
-        "run_count": "999",
-    }
-    response = admin_client.post(change_url(agent), data)
-    assert response.status_code == 302, response.content.decode()[:2000]
+def test_bulk_start_reports_applied_and_refused_per_agent(client):
+    user = UserFactory(perms=["runner.view_agent", "runner.control_agent"])
+    client.force_login(user)
+    stopped = AgentFactory(slug="a-stopped", state="stopped")
+    running = AgentFactory(slug="b-running", state="running", next_run=timezone.now())
+    errored = AgentFactory(slug="c-error", state="error")
+    response = client.post(
+        reverse(CHANGELIST),
+        {"action": "start_agents", "_selected_action": [stopped.pk, running.pk, errored.pk]},
+        follow=True,
+    )
+    assert messages_of(response) == [
+        ("success", "Start: applied to 2 agent(s): a-stopped, c-error."),
+        ("warning", "Start: refused for 1 agent(s): b-running (Agent is already running)."),
+    ]
+    for agent in (stopped, running, errored):
+        agent.refresh_from_db()
+        assert agent.state == "running"
+    outcomes = dict(AuditEvent.objects.values_list("agent_slug", "outcome"))
+    assert outcomes == {"a-stopped": "applied", "b-running": "refused", "c-error": "applied"}
+    assert set(AuditEvent.objects.values_list("source", flat=True)) == {"admin"}
+
+
+@pytest.mark.parametrize(
+    ("action", "state", "after"),
+    [
+        ("stop_agents", "running", "stopped"),
+        ("pause_agents", "running", "paused"),
+        ("resume_agents", "paused", "running"),
+    ],
+)
+def test_each_bulk_action_calls_the_service_per_agent(admin_client, action, state, after):
+    agents = [AgentFactory(state=state, next_run=timezone.now()) for _ in range(3)]
+    admin_client.post(
+        reverse(CHANGELIST), {"action": action, "_selected_action": [a.pk for a in agents]}
+    )
+    for agent in agents:
+        agent.refresh_from_db()
+        assert agent.state == after
+    assert AuditEvent.objects.filter(outcome="applied").count() == 3
+
+
+def test_bulk_actions_need_the_control_permission_and_a_forged_one_is_audited(client):
+    user = UserFactory(perms=["runner.view_agent", "runner.change_agent"])
+    client.force_login(user)
+    agent = AgentFactory(state="stopped")
+    page = client.get(reverse(CHANGELIST)).content.decode()
+    assert "start_agents" not in page
+    response = client.post(
+        reverse(CHANGELIST), {"action": "start_agents", "_selected_action": [agent.pk, "x"]}
+    )
+    assert response.status_code == 403
     agent.refresh_from_db()
-    assert (agent.name, agent.interval_minutes, agent.parameters) == ("New name", 30, {"value": 3})
-    assert agent.state == "running" and agent.run_count == 0
-    event = AuditEvent.objects.get(agent=agent)
-    assert (event.action, event.outcome, event.source) == ("configure", "applied", "admin")
-    assert event.actor == admin_user and event.reason == "faster cycles"
-    assert event.changes == {
-        "name": {"before": "Old", "after": "New name"},
-        "interval_minutes": {"before": 60, "after": 30},
-        "parameters": {"before": {}, "after": {"value": 3}},
-    }
-
-
-def test_invalid_config_edit_shows_field_errors_and_changes_nothing(admin_client):
-    agent = AgentFactory(interval_minutes=60)
-    data = {
-        "name": agent.name,
-        "kind": "test-ok",
-        "parameters": '{"value": "not a number"}',
-        "interval_minutes": "20000",
-        "timeout_seconds": "300",
-        "max_consecutive_failures": "3",
-        "trading_mode": "live",
-    }
-    response = admin_client.post(change_url(agent), data)
-    assert response.status_code == 200
-    errors = response.context["adminform"].form.errors
-    assert "interval_minutes" in errors
-    assert "parameters" in errors
-    assert "TRADING_MODE=live" in str(errors["trading_mode"])
-    agent.refresh_from_db()
-    assert agent.interval_minutes == 60
-    assert not AuditEvent.objects.exists()
-
-
-def test_creation_goes_through_the_service_and_is_audited(admin_client):
-    data = {
-        "slug": "fresh",
-        "name": "Fresh agent",
-        "kind": "test-ok",
-        "parameters": "{}",
-        "interval_minutes": "45",
-        "timeout_seconds": "120",
-        "max_consecutive_failures": "5",
-        "trading_mode": "dry_run",
-        "audit_reason": "new desk",
-    }
-    form_page = admin_client.get(reverse("admin:runner_agent_add")).content.decode()
-    assert 'name="slug"' in form_page and 'id="runner-control-room"' not in form_page
-    response = admin_client.post(reverse("admin:runner_agent_add"), data)
-    assert response.status_code == 302
-    agent = Agent.objects.get(slug="fresh")
-    assert agent.interval_minutes == 45 and agent.state == "stopped"
-    event = AuditEvent.objects.get(agent=agent)
-    assert (event.action, event.outcome, event.reason) == ("create", "applied", "new desk")
-    assert event.changes["interval_minutes"] == {"before": None, "after": 45}
-
-
-def test_deletion_goes_through_the_service_and_the_trail_stays(admin_client):
-    agent = AgentFactory(slug="doomed")
-    CycleRunFactory.create_batch(3, agent=agent)
-    confirm = admin_client.get(reverse("admin:runner_agent_delete", args=[agent.pk]))
-    assert "3 cycle run(s) of this agent" in confirm.content.decode()
-    response = admin_client.post(
-        reverse("admin:runner_agent_delete", args=[agent.pk]), {"post": "yes"}
-    )
-    assert response.status_code == 302
-    assert not Agent.objects.filter(slug="doomed").exists()
-    assert not CycleRun.objects.exists()
-    event = AuditEvent.objects.get(agent_slug="doomed")
-    assert (event.action, event.outcome) == ("delete", "applied")
-
-
-def test_deletion_is_refused_while_a_cycle_runs(admin_client):
-    agent = AgentFactory(slug="busy", state="running")
-    CycleRunFactory(
-        agent=agent,
-        status="running",
-        finished_at=None,
-        lease_expires_at=timezone.now() + timedelta(minutes=5),
-    )
-    response = admin_client.post(
-        reverse("admin:runner_agent_delete", args=[agent.pk]), {"post": "yes"}, follow=True
-    )
-    assert ("error", "Delete refused: A cycle is running; stop the agent first") in messages_of(
-        response
-    )
-    assert Agent.objects.filter(slug="busy").exists()
-    assert AuditEvent.objects.get(agent=agent).outcome == "refused"
-
-
-def test_bulk_delete_is_not_offered(admin_client):
-    AgentFactory()
-    response = admin_client.get(reverse("admin:runner_agent_changelist"))
-    assert "delete_selected" not in response.content.decode()
+    assert agent.state == "stopped"
+    event = AuditEvent.objects.get()
+    assert (event.agent, event.action, event.outcome) == (agent, "start", "refused")
+    assert "runner.control_agent" in event.refusal_reason and event.actor == user

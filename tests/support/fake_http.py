@@ -1,7 +1,8 @@
-"""A real HTTP server on 127.0.0.1 (OS-assigned port) that answers from a script.
+"""The one fake HTTP server of the tests: a real server on 127.0.0.1 (OS-assigned port) that
+answers from a script and records every request.
 
-Tests stand it in for the Gamma API and an OpenAI-compatible LLM endpoint, so the agent's httpx
-clients, timeouts and retries run against real sockets without any outside traffic.
+Tests stand it in for the Gamma API, an OpenAI-compatible LLM endpoint and the alert webhook, so
+httpx clients, timeouts and retries run against real sockets without any outside traffic.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from runner import monitoring, scheduling, selectors, services
 from runner.actors import Actor
 from runner.models import Agent, AgentState, AuditEvent, CycleRun, RunStatus
 from tests.factories import AgentFactory
-from tests.runner.processes import LEASE_SECONDS, Processes, wait_for
+from tests.support.processes import LEASE_SECONDS, Processes, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

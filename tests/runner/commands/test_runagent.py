@@ -2,10 +2,6 @@
 
 import getpass
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -17,7 +13,6 @@ from runner.models import AuditEvent, CycleRun
 from tests.factories import AgentFactory
 
 pytestmark = pytest.mark.django_db
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def runagent(*args):
@@ -89,38 +84,6 @@ def test_audit_event_names_the_operating_system_user():
     assert event.actor_id is None and event.actor_username == getpass.getuser()
     assert event.reason == "manual check"
     assert CycleRun.objects.get(agent__slug="alpha").control_event == event
-
-
-@pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
-def test_real_process_exit_codes(tmp_path):
-    """The command as a user runs it, on a fresh migrated SQLite file."""
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite3'}"}
-    run = lambda *a: subprocess.run(  # noqa: E731
-        [sys.executable, "manage.py", *a],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run("migrate", "--noinput").returncode == 0
-    unknown = run("runagent", "--once", "--agent", "nobody")
-    assert unknown.returncode == 1
-    assert "refused: No agent with slug 'nobody'" in unknown.stderr
-    create = run(
-        "shell",
-        "-c",
-        "from runner.models import Agent; "
-        "Agent.objects.create(slug='ok', name='ok', kind='test-ok')",
-    )
-    assert create.returncode == 0, create.stderr
-    ok = run("runagent", "--once", "--agent", "ok", "--json")
-    assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout)["status"] == "succeeded"
-
-
-# --- the control verbs -------------------------------------------------------------------------
 
 
 def control(*args):

@@ -1,4 +1,4 @@
-"""The runner's state machine (DESIGN §3) as the seed's tests pinned it, now on the database."""
+"""Control transitions (DESIGN §3) as the seed's tests pinned them, now on the database."""
 
 from datetime import timedelta
 
@@ -15,38 +15,6 @@ pytestmark = pytest.mark.django_db
 
 def events(agent):
     return list(AuditEvent.objects.filter(agent=agent).order_by("id"))
-
-
-def test_defaults():
-    agent = AgentFactory()
-    assert agent.interval_minutes == 60
-    assert agent.state == "stopped"
-    assert (agent.run_count, agent.success_count, agent.error_count) == (0, 0, 0)
-    assert agent.consecutive_failures == 0
-    assert agent.last_run is None and agent.next_run is None
-
-
-def test_custom_interval():
-    assert AgentFactory(interval_minutes=30).interval_minutes == 30
-
-
-def test_status_has_every_field():
-    status = selectors.agent_status(AgentFactory())
-    for name in (
-        "state",
-        "running",
-        "interval_minutes",
-        "next_run",
-        "last_run",
-        "last_success",
-        "last_error",
-        "run_count",
-        "success_count",
-        "error_count",
-        "consecutive_failures",
-    ):
-        assert name in status
-    assert status["state"] == "stopped" and status["running"] is False
 
 
 def test_start_sets_next_run_now_and_audits(api_actor):
@@ -176,64 +144,23 @@ def test_overlong_reason_is_refused_and_changes_nothing(api_actor):
     assert [(e.action, e.outcome) for e in events(agent)] == [("start", "refused")]
 
 
-def test_config_update_is_audited_with_before_and_after(api_actor):
-    agent = AgentFactory(timeout_seconds=300, parameters={"value": 1})
-    services.agent_update_config(
-        agent=agent, values={"timeout_seconds": 120, "name": "Renamed"}, actor=api_actor
-    )
-    agent.refresh_from_db()
-    assert agent.timeout_seconds == 120
-    [event] = events(agent)
-    assert event.action == "configure"
-    assert event.changes == {
-        "name": {"before": f"Agent {agent.slug}", "after": "Renamed"},
-        "timeout_seconds": {"before": 300, "after": 120},
-    }
-
-
-def test_config_update_refuses_state_fields_and_bad_values(api_actor):
+def test_run_once_works_from_stopped_and_keeps_state(run_cycle):
     agent = AgentFactory()
-    with pytest.raises(InvalidInput) as refused:
-        services.agent_update_config(agent=agent, values={"state": "running"}, actor=api_actor)
-    assert refused.value.field == "state"
-    with pytest.raises(InvalidInput) as refused:
-        services.agent_update_config(agent=agent, values={"timeout_seconds": 0}, actor=api_actor)
-    assert refused.value.field == "timeout_seconds"
-    agent.refresh_from_db()
-    assert agent.state == "stopped" and agent.timeout_seconds == 300
-    assert [e.outcome for e in events(agent)] == ["refused", "refused"]
+    run_cycle(agent)
+    assert agent.state == "stopped"
+    assert agent.next_run is None
 
 
-def test_live_mode_needs_the_environment_to_allow_it(api_actor, settings):
+def test_run_once_is_refused_while_a_cycle_is_in_flight(api_actor):
     agent = AgentFactory()
-    with pytest.raises(InvalidInput) as refused:
-        services.agent_update_config(agent=agent, values={"trading_mode": "live"}, actor=api_actor)
-    assert refused.value.field == "trading_mode"
-    settings.TRADING_MODE = "live"
-    services.agent_update_config(agent=agent, values={"trading_mode": "live"}, actor=api_actor)
-    agent.refresh_from_db()
-    assert agent.trading_mode == "live" and agent.effective_trading_mode == "live"
-    settings.TRADING_MODE = "dry_run"
-    assert agent.effective_trading_mode == "dry_run"
-
-
-def test_create_and_delete_are_audited(api_actor):
-    agent = services.agent_create(
-        values={"slug": "new-one", "kind": "test-ok", "interval_minutes": 10}, actor=api_actor
+    queued = services.agent_run_once(agent=agent, actor=api_actor, enqueue=False)
+    assert queued.status == "queued" and queued.control_event.action == "run_once"
+    with pytest.raises(TransitionRefused, match="already in flight"):
+        services.agent_run_once(agent=agent, actor=api_actor, enqueue=False)
+    services.cycle_claim_queued(run_id=queued.pk, worker="w:1")
+    with pytest.raises(TransitionRefused, match="already in flight"):
+        services.agent_run_once(agent=agent, actor=api_actor, enqueue=False)
+    outcomes = list(
+        AuditEvent.objects.filter(agent=agent, action="run_once").values_list("outcome", flat=True)
     )
-    assert agent.name == "new-one" and agent.interval_minutes == 10
-    services.agent_delete(agent=agent, actor=api_actor)
-    assert not Agent.objects.filter(slug="new-one").exists()
-    trail = AuditEvent.objects.filter(agent_slug="new-one").order_by("id")
-    assert [(e.action, e.outcome) for e in trail] == [("create", "applied"), ("delete", "applied")]
-
-
-def test_create_with_unknown_kind_is_refused():
-    from runner.actors import Actor
-
-    with pytest.raises(InvalidInput) as refused:
-        services.agent_create(values={"slug": "x", "kind": "nope"}, actor=Actor.cli())
-    assert refused.value.field == "kind"
-    assert "Unknown agent kind 'nope'" in refused.value.message
-    assert not Agent.objects.filter(slug="x").exists()
-    assert AuditEvent.objects.filter(action="create", outcome="refused").count() == 1
+    assert sorted(outcomes) == ["applied", "refused", "refused"]

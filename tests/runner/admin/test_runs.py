@@ -1,0 +1,98 @@
+"""Cycle runs in the admin: read-only, detail pages, filters, constant query counts."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.factories import AgentFactory, AuditEventFactory, CycleRunFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_nobody_can_add_change_or_delete_a_run(admin_client):
+    run = CycleRunFactory(status="failed", error_message="original")
+    assert admin_client.get(reverse("admin:runner_cyclerun_add")).status_code == 403
+    response = admin_client.post(
+        reverse("admin:runner_cyclerun_change", args=[run.pk]),
+        {"status": "succeeded", "error_message": "rewritten"},
+    )
+    assert response.status_code == 403
+    delete_url = reverse("admin:runner_cyclerun_delete", args=[run.pk])
+    assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403
+    response = admin_client.post(
+        reverse("admin:runner_cyclerun_changelist"),
+        {"action": "delete_selected", "_selected_action": [run.pk], "post": "yes"},
+    )
+    run.refresh_from_db()
+    assert (run.status, run.error_message) == ("failed", "original")
+
+
+def test_run_detail_shows_summary_log_lines_and_traceback(admin_client):
+    run = CycleRunFactory(
+        status="failed",
+        summary={"markets_loaded": 12},
+        log_lines=["12:00:00.000 INFO cycle started", "12:00:01.000 ERROR cycle failed"],
+        error_type="BoomError",
+        error_message="the agent exploded",
+        traceback='Traceback (most recent call last):\n  File "x.py", line 1\nBoomError: <boom>',
+    )
+    html = admin_client.get(reverse("admin:runner_cyclerun_change", args=[run.pk])).content.decode()
+    assert "&quot;markets_loaded&quot;: 12" in html
+    assert "12:00:00.000 INFO cycle started\n12:00:01.000 ERROR cycle failed" in html
+    assert "BoomError: &lt;boom&gt;" in html  # escaped, not injected
+    assert 'name="_save"' not in html  # no save button: read-only
+
+
+def test_run_changelist_filters_and_searches(admin_client):
+    a, b = AgentFactory(slug="a"), AgentFactory(slug="b")
+    CycleRunFactory(agent=a, status="failed", trigger="manual", error_message="gamma timed out")
+    CycleRunFactory(agent=b, status="succeeded", trigger="schedule")
+    url = reverse("admin:runner_cyclerun_changelist")
+
+    def ids(query):
+        response = admin_client.get(url, query)
+        assert response.status_code == 200
+        return {run.agent.slug for run in response.context["cl"].result_list}
+
+    assert ids({}) == {"a", "b"}
+    assert ids({"status__exact": "failed"}) == {"a"}
+    assert ids({"trigger__exact": "schedule"}) == {"b"}
+    assert ids({"agent__id__exact": b.pk}) == {"b"}
+    assert ids({"q": "timed out"}) == {"a"}
+    year = timezone.now().year
+    assert ids({"started_at__year": year}) == {"a", "b"}
+
+
+def test_run_changelist_query_count_does_not_grow_with_rows(admin_client):
+    url = reverse("admin:runner_cyclerun_changelist")
+    user = UserFactory(username="requester")
+    CycleRunFactory.create_batch(3, requested_by=user)
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert admin_client.get(url).status_code == 200
+        return [q["sql"] for q in captured]
+
+    few = queries()
+    for _ in range(3):
+        CycleRunFactory.create_batch(20, agent=AgentFactory(), requested_by=user)
+    many = queries()
+    assert len(many) == len(few)
+    selects = [sql for sql in many if 'FROM "runner_cyclerun"' in sql]
+    assert not any('"log_lines"' in sql for sql in selects)  # heavy columns are not loaded
+
+
+def test_run_detail_links_records_that_point_at_it(admin_client):
+    """Discovered via _meta.related_objects: shown here on an event, whose runs point at it."""
+    agent = AgentFactory()
+    event = AuditEventFactory(agent=agent, action="run_once")
+    CycleRunFactory(agent=agent, control_event=event)
+    html = admin_client.get(
+        reverse("admin:runner_auditevent_change", args=[event.pk])
+    ).content.decode()
+    link = reverse("admin:runner_cyclerun_changelist") + f"?control_event__id__exact={event.pk}"
+    assert f'<a href="{link}">1</a>' in html
+    response = admin_client.get(link)
+    assert [run.control_event_id for run in response.context["cl"].result_list] == [event.pk]
