@@ -228,9 +228,17 @@ def agent_set_interval(*, agent, interval_minutes, actor: Actor, reason="", now=
 
 
 def retime(agent, now):
-    """Move the agent's next (or held) run to its new interval, counted from its last start."""
+    """Move the agent's next (or held) run to its new interval, counted from its last start.
+
+    A slot that is already due stays: its cycle may be queued (start's first cycle is), and an
+    interval change must not cancel it; the claim counts the following slot at the new interval.
+    """
     next_run = slots.next_run_after_interval_change(agent.last_run, agent.interval_minutes, now)
-    if agent.state == AgentState.RUNNING:
+    if agent.state == AgentState.RUNNING and not _due(agent.next_run, now):
         agent.next_run = next_run
-    elif agent.state == AgentState.PAUSED:
+    elif agent.state == AgentState.PAUSED and not _due(agent.paused_next_run, now):
         agent.paused_next_run = next_run
+
+
+def _due(slot, now):
+    return slot is not None and slot <= now

@@ -145,11 +145,22 @@ def cycle_claim_scheduled(*, agent_id, worker, task_id="", now=None, slot=None) 
                     )
             except IntegrityError:
                 return None  # this slot was already recorded: a second delivery
-        elif (
-            agent.next_run is None
-            or agent.next_run > now
-            or (slot is not None and slot < agent.next_run)  # that slot was already handled
-        ):
+        elif slot is not None and (agent.next_run is None or slot < agent.next_run):
+            # That slot was already handled (a second delivery), or a later control request moved
+            # the schedule on before any worker took it: the latter leaves its trace once.
+            try:
+                with transaction.atomic():
+                    _record_skipped(
+                        agent,
+                        now=now,
+                        slot=slot,
+                        message="Scheduled cycle skipped: superseded, a later control request "
+                        "moved the schedule on before a worker took this slot",
+                    )
+            except IntegrityError:
+                pass  # this slot has its record already: a duplicate delivery
+            return None
+        elif agent.next_run is None or agent.next_run > now:
             return None
         elif CycleRun.objects.filter(
             agent=agent, status=RunStatus.RUNNING, cancel_requested=True

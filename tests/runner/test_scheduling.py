@@ -1,6 +1,6 @@
 """Schedule rows kept in step with runner state, slot-carrying tasks, the dispatcher and downtime.
 
-These run in-process; tests/runner/test_cluster_scheduling.py proves the same with real clusters.
+These run in-process; tests/e2e/test_cluster_scheduling.py proves the same with real clusters.
 """
 
 from datetime import timedelta
@@ -209,3 +209,54 @@ def test_start_right_after_stop_waits_for_the_old_cycle_instead_of_skipping_an_i
     retry_at = agent.next_run
     claim = services.cycle_claim_scheduled(agent_id=agent.pk, worker="w:2", now=retry_at)
     assert claim is not None and claim.run.slot == retry_at
+
+
+def deliver_queued_slots():
+    """Run every queued scheduled-cycle task as a worker would, oldest first."""
+    results = []
+    for func, args, slot in queued_tasks():
+        if func == scheduling.SCHEDULED_TASK:
+            results.append(tasks.run_scheduled_cycle(*args, slot=slot))
+    return results
+
+
+@pytest.mark.parametrize(
+    "follow_up",
+    [
+        lambda agent: services.agent_set_interval(agent=agent, interval_minutes=30, actor=ACTOR),
+        lambda agent: services.agent_update_config(
+            agent=agent, values={"interval_minutes": 5}, actor=ACTOR
+        ),
+    ],
+    ids=["set-interval", "configure-interval"],
+)
+def test_the_first_cycle_of_a_start_runs_whatever_interval_change_follows(
+    django_capture_on_commit_callbacks, follow_up
+):
+    """The seed's own order: POST start, then PUT interval at once, before any worker runs."""
+    agent = AgentFactory(interval_minutes=60)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.agent_start(agent=agent, actor=ACTOR)
+        follow_up(agent)
+    deliver_queued_slots()
+    run = CycleRun.objects.get(agent=agent)
+    assert (run.trigger, run.status) == ("schedule", RunStatus.SUCCEEDED)
+    agent.refresh_from_db()
+    assert agent.next_run == run.slot + timedelta(minutes=agent.interval_minutes)
+
+
+def test_a_start_whose_first_slot_was_superseded_leaves_a_record(
+    django_capture_on_commit_callbacks,
+):
+    """start -> stop -> start before a worker ran the first slot: that slot says why it did not
+    run, and the second start's cycle runs."""
+    agent = AgentFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.agent_start(agent=agent, actor=ACTOR, now=timezone.now() - timedelta(seconds=5))
+        services.agent_stop(agent=agent, actor=ACTOR)
+        services.agent_start(agent=agent, actor=ACTOR)
+    deliver_queued_slots()
+    first, second = CycleRun.objects.filter(agent=agent).order_by("slot")
+    assert first.status == RunStatus.SKIPPED and "superseded" in first.error_message
+    assert second.status == RunStatus.SUCCEEDED
+    assert deliver_queued_slots() and CycleRun.objects.filter(agent=agent).count() == 2

@@ -89,10 +89,10 @@ def test_resume_keeps_a_future_slot_and_replaces_a_past_one(api_actor):
     assert agent.next_run == now  # one cycle now, not a burst of the missed ones
 
 
-def test_interval_change_is_reflected_in_status_and_next_run(api_actor, run_cycle):
+def test_interval_change_is_reflected_in_status_and_next_run(api_actor, run_scheduled):
     agent = AgentFactory()
     services.agent_start(agent=agent, actor=api_actor)
-    run_cycle(agent)
+    run_scheduled(agent)  # start's first cycle
     last_run = agent.last_run
     services.agent_set_interval(agent=agent, interval_minutes=15, actor=api_actor)
     status = selectors.agent_status(agent)
@@ -103,10 +103,22 @@ def test_interval_change_is_reflected_in_status_and_next_run(api_actor, run_cycl
     assert last.changes == {"interval_minutes": {"before": 60, "after": 15}}
 
 
+def test_interval_change_keeps_a_slot_that_is_already_due(api_actor):
+    """Start's first cycle is queued: re-timing must not cancel it (the seed's start, interval)."""
+    agent = AgentFactory()
+    services.agent_start(agent=agent, actor=api_actor)
+    due = agent.next_run
+    services.agent_set_interval(agent=agent, interval_minutes=30, actor=api_actor)
+    assert agent.next_run == due
+
+
 def test_interval_change_never_puts_next_run_in_the_past(api_actor):
     agent = AgentFactory()
     services.agent_start(agent=agent, actor=api_actor)
-    Agent.objects.filter(pk=agent.pk).update(last_run=timezone.now() - timedelta(hours=3))
+    # its last cycle started 3 hours ago and the next is an hour away
+    Agent.objects.filter(pk=agent.pk).update(
+        last_run=timezone.now() - timedelta(hours=3), next_run=timezone.now() + timedelta(hours=1)
+    )
     now = timezone.now()
     services.agent_set_interval(agent=agent, interval_minutes=5, actor=api_actor, now=now)
     agent.refresh_from_db()
