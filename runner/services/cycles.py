@@ -80,6 +80,17 @@ def _begin_run(agent, run_values, *, now, worker, task_id, existing_run_id=None)
     return Claim(run=run, token=token)
 
 
+def _record_skipped_once(agent, *, now, slot, message) -> bool:
+    """Record a slot that will not run; False when that slot already has its record (a second
+    delivery). A savepoint, so a lost race leaves the claim's transaction usable."""
+    try:
+        with transaction.atomic():
+            _record_skipped(agent, now=now, slot=slot, message=message)
+    except IntegrityError:
+        return False
+    return True
+
+
 def _record_skipped(agent, *, now, slot, message, missed=0):
     CycleRun.objects.create(
         agent=agent,
@@ -135,30 +146,19 @@ def cycle_claim_scheduled(*, agent_id, worker, task_id="", now=None, slot=None) 
         reap_agent(agent, now)
         if agent.state != AgentState.RUNNING:
             refusal = ClaimRefused(f"Agent is {agent.state}", state=agent.state)
-            try:
-                with transaction.atomic():
-                    _record_skipped(
-                        agent,
-                        now=now,
-                        slot=slot,
-                        message=f"Scheduled cycle skipped: agent is {agent.state}",
-                    )
-            except IntegrityError:
+            message = f"Scheduled cycle skipped: agent is {agent.state}"
+            if not _record_skipped_once(agent, now=now, slot=slot, message=message):
                 return None  # this slot was already recorded: a second delivery
         elif slot is not None and (agent.next_run is None or slot < agent.next_run):
             # That slot was already handled (a second delivery), or a later control request moved
             # the schedule on before any worker took it: the latter leaves its trace once.
-            try:
-                with transaction.atomic():
-                    _record_skipped(
-                        agent,
-                        now=now,
-                        slot=slot,
-                        message="Scheduled cycle skipped: superseded, a later control request "
-                        "moved the schedule on before a worker took this slot",
-                    )
-            except IntegrityError:
-                pass  # this slot has its record already: a duplicate delivery
+            _record_skipped_once(
+                agent,
+                now=now,
+                slot=slot,
+                message="Scheduled cycle skipped: superseded, a later control request "
+                "moved the schedule on before a worker took this slot",
+            )
             return None
         elif agent.next_run is None or agent.next_run > now:
             return None

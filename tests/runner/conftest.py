@@ -1,8 +1,11 @@
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from runner import execution, services
 from runner.actors import Actor
-from tests.factories import UserFactory
+from tests.factories import AgentFactory, UserFactory
 
 
 @pytest.fixture
@@ -48,6 +51,16 @@ def run_scheduled():
         return run
 
     return _run
+
+
+@pytest.fixture
+def run_with_expired_lease(db, settings):
+    """(agent, run): a worker claimed the run and vanished; its lease ran out five seconds ago."""
+    agent = AgentFactory()
+    queued = services.agent_run_once(agent=agent, actor=Actor.cli(), enqueue=False)
+    past = timezone.now() - timedelta(seconds=settings.RUNNER_LEASE_SECONDS + 5)
+    services.cycle_claim_queued(run_id=queued.pk, worker="gone:9", now=past)
+    return agent, queued
 
 
 @pytest.fixture(autouse=True)

@@ -1,14 +1,10 @@
 """Reads of runner state: every status field, and reads that never write."""
 
-from datetime import timedelta
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
-from runner import selectors, services
-from runner.actors import Actor
+from runner import selectors
 from runner.models import CycleRun
 from tests.factories import AgentFactory
 
@@ -34,17 +30,8 @@ def test_status_has_every_field():
     assert status["state"] == "stopped" and status["running"] is False
 
 
-def _run_with_expired_lease(settings):
-    """A run whose worker claimed it and vanished: its lease ran out five seconds ago."""
-    agent = AgentFactory()
-    queued = services.agent_run_once(agent=agent, actor=Actor.cli(), enqueue=False)
-    past = timezone.now() - timedelta(seconds=settings.RUNNER_LEASE_SECONDS + 5)
-    services.cycle_claim_queued(run_id=queued.pk, worker="gone:9", now=past)
-    return agent, queued
-
-
-def test_a_status_read_writes_nothing(settings):
-    agent, dead = _run_with_expired_lease(settings)
+def test_a_status_read_writes_nothing(run_with_expired_lease):
+    agent, dead = run_with_expired_lease
     with CaptureQueriesContext(connection) as queries:
         status = selectors.agent_status(agent)
     writes = [

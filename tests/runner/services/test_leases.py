@@ -35,17 +35,8 @@ def test_expired_lease_is_abandoned_by_the_next_claim_and_the_zombie_cannot_writ
     assert agent.error_count == 1 and agent.run_count == 1
 
 
-def _run_with_expired_lease(settings):
-    """A run whose worker claimed it and vanished: its lease ran out five seconds ago."""
-    agent = AgentFactory()
-    queued = services.agent_run_once(agent=agent, actor=Actor.cli(), enqueue=False)
-    past = timezone.now() - timedelta(seconds=settings.RUNNER_LEASE_SECONDS + 5)
-    services.cycle_claim_queued(run_id=queued.pk, worker="gone:9", now=past)
-    return agent, queued
-
-
-def test_the_periodic_task_reaps_an_expired_lease(settings):
-    agent, dead = _run_with_expired_lease(settings)
+def test_the_periodic_task_reaps_an_expired_lease(run_with_expired_lease):
+    agent, dead = run_with_expired_lease
     result = monitoring.watchdog()  # the one periodic task (runner.periodic.WATCHDOG)
     assert result["reaped"] == 1
     assert CycleRun.objects.get(pk=dead.pk).status == "abandoned"
@@ -53,8 +44,8 @@ def test_the_periodic_task_reaps_an_expired_lease(settings):
     assert agent.error_count == 1 and selectors.agent_status(agent)["current_run"] is None
 
 
-def test_a_claim_reaps_its_agents_expired_lease(settings):
-    agent, dead = _run_with_expired_lease(settings)
+def test_a_claim_reaps_its_agents_expired_lease(run_with_expired_lease):
+    agent, dead = run_with_expired_lease
     # run-once only reads: a run whose lease ran out no longer counts as in flight
     fresh = services.agent_run_once(agent=agent, actor=Actor.cli(), enqueue=False)
     assert CycleRun.objects.get(pk=dead.pk).status == "running"
