@@ -59,8 +59,10 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_q",
+    # Before django_q: runner's `qcluster` command (a cluster that takes a task only when one of
+    # its workers is free, see runner/cluster.py) replaces django-q2's of the same name.
     "runner",
+    "django_q",
     "agents",
 ]
 
@@ -150,6 +152,9 @@ _CYCLE_CEILING = (
     + RUNNER_SETTINGS["RUNNER_HARD_TIMEOUT_MARGIN_SECONDS"]
 )
 REDIS_URL = env.str("REDIS_URL", default="")
+# `manage.py qcluster` takes a task from the broker only when one of its workers is free, so a
+# busy cluster leaves due cycles to an idle one (runner/cluster.py); 0 runs django-q2's own pusher.
+RUNNER_WORKER_GATE = env.bool("RUNNER_WORKER_GATE", default=True)
 Q_CLUSTER = {
     "name": "agent-runner",
     "workers": env.int("Q_WORKERS", default=2),
@@ -159,8 +164,8 @@ Q_CLUSTER = {
     "ack_failures": True,
     "catch_up": False,
     "save_limit": 1000,
-    # Each cluster takes at most one task ahead of its free workers, so a busy cluster does not
-    # sit on due cycles (for `retry` seconds if it dies) while another cluster is idle.
+    # Our qcluster takes a task only when a worker is free (RUNNER_WORKER_GATE); the limit bounds
+    # what django-q2's own pusher holds ahead when the gate is off.
     "queue_limit": 1,
     "label": "Task queue",
     "poll": 0.2,
