@@ -154,7 +154,6 @@ _CYCLE_CEILING = (
 REDIS_URL = env.str("REDIS_URL", default="")
 # `manage.py qcluster` takes a task from the broker only when one of its workers is free, so a
 # busy cluster leaves due cycles to an idle one (runner/cluster.py); 0 runs django-q2's own pusher.
-RUNNER_WORKER_GATE = env.bool("RUNNER_WORKER_GATE", default=True)
 Q_CLUSTER = {
     "name": "agent-runner",
     "workers": env.int("Q_WORKERS", default=2),

@@ -109,6 +109,12 @@ conf = SettingsGroup(
         "The longest cycle deadline; django-q2's cluster-wide timeout sits above it.",
     ),
     Setting(
+        "RUNNER_WORKER_GATE",
+        True,
+        "bool",
+        "`qcluster` takes a task only when one of its workers is free (runner.cluster).",
+    ),
+    Setting(
         "RUNNER_HARD_TIMEOUT_MARGIN_SECONDS",
         60,
         "int",

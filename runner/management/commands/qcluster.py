@@ -11,13 +11,14 @@ from django.conf import settings
 from django_q.management.commands import qcluster
 
 from runner.cluster import GatedCluster
+from runner.conf import conf
 
 
 class Command(qcluster.Command):
     help = "Starts a Django Q Cluster that takes a task only when one of its workers is free."
 
     def handle(self, *args, **options):
-        if not settings.RUNNER_WORKER_GATE:
+        if not conf.RUNNER_WORKER_GATE:
             return super().handle(*args, **options)
         # As django-q2's own handle(), with our cluster.
         settings.SECRET_KEY  # noqa: B018 (refuse to start without the key that signs tasks)

@@ -24,11 +24,11 @@ from django_q.conf import Conf
 from django_q.models import OrmQ, Task
 from django_q.tasks import async_task
 
-from runner import scheduling, services
+from runner import periodic, scheduling, services
 from runner.actors import Actor
 from runner.models import Agent, AgentState, CycleRun, RunStatus
 from tests.factories import AgentFactory
-from tests.runner.processes import LEASE_SECONDS, Processes, wait_for
+from tests.support.processes import LEASE_SECONDS, Processes, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -166,9 +166,9 @@ def test_a_busy_cluster_leaves_due_cycles_in_the_broker_and_loses_none(procs, br
     assert waiting_in_broker(broker) == 0
     assert CycleRun.objects.count() == 4
 
-    # A task that is not a cycle (here the lease reaper django-q2 schedules) runs as before.
-    task_id = async_task(scheduling.REAPER_TASK)
-    done = wait_for(lambda: Task.objects.filter(id=task_id).first(), timeout=10, message="reaper")
+    # A task that is not a cycle (here the watchdog, a periodic job) runs as before.
+    task_id = async_task(periodic.WATCHDOG.func)
+    done = wait_for(lambda: Task.objects.filter(id=task_id).first(), timeout=10, message="watchdog")
     assert done.success, done.result
 
 
