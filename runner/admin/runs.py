@@ -88,8 +88,11 @@ class CycleRunAdmin(ReadOnlyModelAdmin):
         queryset = ProbedDatesQuerySet.wrap(super().get_queryset(request))
         match = getattr(request, "resolver_match", None)
         if match is not None and match.url_name == "runner_cyclerun_changelist":
-            queryset = queryset.defer(*RUN_HEAVY_FIELDS)  # the list never shows them
-        return queryset
+            # The list never shows them; its joins are list_select_related (which the changelist
+            # applies only to a queryset that selects nothing related yet).
+            return queryset.defer(*RUN_HEAVY_FIELDS)
+        # A run's page: its title and breadcrumb name the agent (CycleRun.__str__).
+        return queryset.select_related("agent")
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_object(request, unquote(object_id))

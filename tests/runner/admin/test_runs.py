@@ -6,6 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from runner.models import CycleRun
 from tests.factories import AgentFactory, AuditEventFactory, CycleRunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -96,3 +97,24 @@ def test_run_detail_links_records_that_point_at_it(admin_client):
     assert f'<a href="{link}">1</a>' in html
     response = admin_client.get(link)
     assert [run.control_event_id for run in response.context["cl"].result_list] == [event.pk]
+
+
+def test_run_title_and_breadcrumb_name_the_run_its_agent_and_status(admin_client):
+    run = CycleRunFactory(agent=AgentFactory(slug="gamma"), status="timed_out")
+    html = admin_client.get(reverse("admin:runner_cyclerun_change", args=[run.pk])).content.decode()
+    name = f"Run {run.pk} of gamma (timed out)"
+    assert f"<title>{name} | View cycle run" in html
+    breadcrumbs = html.split('<div class="breadcrumbs">', 1)[1].split("</div>", 1)[0]
+    assert name in breadcrumbs
+    assert f"#{run.pk} timed_out" not in html
+
+
+def test_a_run_names_its_agent_only_when_loaded_so_lists_pay_no_query_per_row(
+    django_assert_num_queries,
+):
+    run = CycleRunFactory(agent=AgentFactory(slug="gamma"), status="succeeded")
+    with_agent = CycleRun.objects.select_related("agent").get(pk=run.pk)
+    without_agent = CycleRun.objects.get(pk=run.pk)
+    with django_assert_num_queries(0):
+        assert str(with_agent) == f"Run {run.pk} of gamma (succeeded)"
+        assert str(without_agent) == f"Run {run.pk} (succeeded)"
