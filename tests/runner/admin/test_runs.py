@@ -1,10 +1,13 @@
 """Cycle runs in the admin: read-only, detail pages, filters, constant query counts."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import strip_tags
 
 from runner.models import CycleRun
 from tests.factories import AgentFactory, AuditEventFactory, CycleRunFactory, UserFactory
@@ -118,3 +121,19 @@ def test_a_run_names_its_agent_only_when_loaded_so_lists_pay_no_query_per_row(
     with django_assert_num_queries(0):
         assert str(with_agent) == f"Run {run.pk} of gamma (succeeded)"
         assert str(without_agent) == f"Run {run.pk} (succeeded)"
+
+
+def test_run_list_shows_times_with_seconds_and_time_zone_and_sorts_by_them(
+    admin_client, sorted_by_header
+):
+    moment = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    first_queued = CycleRunFactory(queued_at=moment, started_at=moment + timedelta(seconds=9))
+    first_started = CycleRunFactory(
+        queued_at=moment + timedelta(seconds=5), started_at=moment + timedelta(seconds=6)
+    )
+    url = reverse("admin:runner_cyclerun_changelist")
+    text = strip_tags(admin_client.get(url).content.decode())
+    for second in (7, 16, 12, 13):  # queued and started of both runs
+        assert f"2026-03-04 05:06:{second:02d} UTC" in text
+    assert sorted_by_header(url, "Queued at") == [first_queued.pk, first_started.pk]
+    assert sorted_by_header(url, "Started at") == [first_started.pk, first_queued.pk]
