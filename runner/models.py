@@ -218,7 +218,11 @@ class CycleRun(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.agent_id}#{self.pk} {self.status}"
+        """'Run 12 of default (succeeded)': the admin's title and breadcrumb of a run. The agent's
+        slug is named only when the agent is already loaded (the runs admin selects it), so a
+        list of other records showing their run never pays a query per row for it."""
+        of_agent = f" of {self.agent.slug}" if CycleRun.agent.is_cached(self) else ""
+        return f"Run {self.pk}{of_agent} ({self.get_status_display().lower()})"
 
 
 class AuditEvent(models.Model):

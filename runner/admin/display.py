@@ -5,6 +5,7 @@ Plain functions returning safe HTML, shared by every ModelAdmin and the agent pa
 
 import json
 
+from django.contrib import admin
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -25,16 +26,42 @@ def humanize_moment(moment, now=None):
     return f"{timesince(moment, now, depth=1)} ago"
 
 
-def moment_html(moment, now=None):
+# Every time the admin shows: local time to the second, with its zone ("2026-11-23 20:42:51 UTC").
+MOMENT_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
+
+
+def stamp_html(moment):
+    """The moment in MOMENT_FORMAT, its ISO form as the title. In a narrow column it may wrap
+    between the date and the time, never inside either."""
     if moment is None:
         return "—"
-    stamp = timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z")
+    day, _, time = timezone.localtime(moment).strftime(MOMENT_FORMAT).partition(" ")
     return format_html(
-        '<span title="{}">{}</span> <span class="runner-when">({})</span>',
+        '<span class="runner-stamp" title="{}"><span>{}</span> <span>{}</span></span>',
         moment.isoformat(),
-        stamp,
-        humanize_moment(moment, now),
+        day,
+        time,
     )
+
+
+def moment_html(moment, now=None):
+    """The stamp, then how far it is from now: "2026-11-23 20:42:51 UTC (3 minutes ago)"."""
+    if moment is None:
+        return "—"
+    return format_html(
+        '{} <span class="runner-when">({})</span>', stamp_html(moment), humanize_moment(moment, now)
+    )
+
+
+def moment_column(field, description):
+    """A ModelAdmin column or read-only field showing a datetime field as its stamp, sorted by
+    that field: `queued_at_display = moment_column("queued_at", "Queued at")`."""
+
+    @admin.display(description=description, ordering=field)
+    def column(model_admin, obj):
+        return stamp_html(getattr(obj, field))
+
+    return column
 
 
 def badge(value, label, family):
@@ -55,26 +82,52 @@ def short_value(value, limit=80):
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def changes_html(changes, limit=None):
-    """{"field": {"before": a, "after": b}} as readable 'field: a → b' lines."""
-    if not changes:
+def short_text_html(text, limit):
+    """Free text (a reason) cut to `limit` characters, the whole of it in the title; it breaks
+    anywhere rather than widen its column."""
+    if not text:
         return "—"
+    shown = short_value(text, limit)
+    if shown == text:
+        return format_html('<span class="runner-long">{}</span>', text)
+    return format_html('<span class="runner-long" title="{}">{}</span>', text, shown)
 
+
+def _change_rows(changes, limit):
     def show(value):
         if value is None:
             return "∅"
         return short_value(value, limit) if limit else short_value(value, 10_000)
 
-    rows = (
+    return [
         (name, show(change.get("before")), show(change.get("after")))
         for name, change in sorted(changes.items())
         if isinstance(change, dict)
-    )
+    ]
+
+
+def changes_html(changes, limit=None):
+    """{"field": {"before": a, "after": b}} as readable 'field: a → b' lines."""
+    if not changes:
+        return "—"
     return format_html_join(
         mark_safe("<br>"),
         '<code>{}</code>: <span class="runner-before">{}</span> → '
         '<span class="runner-after">{}</span>',
-        rows,
+        _change_rows(changes, limit),
+    )
+
+
+def changes_column_html(changes, limit):
+    """changes_html cut to `limit` characters a value, breaking anywhere rather than widen its
+    column; every change in full in the title."""
+    if not changes:
+        return "—"
+    full = "\n".join(
+        f"{name}: {before} → {after}" for name, before, after in _change_rows(changes, None)
+    )
+    return format_html(
+        '<span class="runner-long" title="{}">{}</span>', full, changes_html(changes, limit)
     )
 
 

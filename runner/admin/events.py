@@ -5,16 +5,26 @@ from django.contrib.admin.utils import unquote
 from django.utils.html import format_html
 
 from runner.admin.base import ReadOnlyModelAdmin, related_record_links
-from runner.admin.display import badge, changes_html
+from runner.admin.display import (
+    badge,
+    changes_column_html,
+    changes_html,
+    moment_column,
+    short_text_html,
+)
 from runner.admin.pagination import EstimatedCountPaginator, ProbedDatesQuerySet
 from runner.models import AuditEvent
+
+# The list cuts long texts (the full text is in the cell's title) so every column fits on screen.
+LIST_TEXT_LIMIT = 100
+LIST_CHANGE_LIMIT = 40
 
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyModelAdmin):
     change_form_template = "admin/runner/related_records_change_form.html"
     list_display = (
-        "created_at",
+        "created_at_display",
         "agent_slug",
         "action",
         "outcome_badge",
@@ -22,9 +32,9 @@ class AuditEventAdmin(ReadOnlyModelAdmin):
         "source",
         "transition",
         "changes_display",
-        "reason",
+        "reason_display",
     )
-    list_display_links = ("created_at",)
+    list_display_links = ("created_at_display",)
     list_filter = ("agent", "action", "actor", "source", "outcome")
     date_hierarchy = "created_at"
     search_fields = ("agent_slug", "actor_username", "reason", "refusal_reason")
@@ -37,7 +47,7 @@ class AuditEventAdmin(ReadOnlyModelAdmin):
             "Request",
             {
                 "fields": (
-                    "created_at",
+                    "created_at_display",
                     "agent",
                     "agent_slug",
                     "action",
@@ -57,6 +67,8 @@ class AuditEventAdmin(ReadOnlyModelAdmin):
     class Media:
         css = {"all": ("runner/admin.css",)}
 
+    created_at_display = moment_column("created_at", "Created at")
+
     def get_queryset(self, request):
         return ProbedDatesQuerySet.wrap(super().get_queryset(request))
 
@@ -75,7 +87,9 @@ class AuditEventAdmin(ReadOnlyModelAdmin):
         shown = badge(event.outcome, event.get_outcome_display(), "outcome")
         if event.refusal_reason:
             return format_html(
-                '{}<br><span class="runner-when">{}</span>', shown, event.refusal_reason
+                '{}<br><span class="runner-when">{}</span>',
+                shown,
+                short_text_html(event.refusal_reason, LIST_TEXT_LIMIT),
             )
         return shown
 
@@ -97,7 +111,11 @@ class AuditEventAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description="Changes")
     def changes_display(self, event):
-        return changes_html(event.changes, limit=60)
+        return changes_column_html(event.changes, limit=LIST_CHANGE_LIMIT)
+
+    @admin.display(description="Reason", ordering="reason")
+    def reason_display(self, event):
+        return short_text_html(event.reason, LIST_TEXT_LIMIT)
 
     @admin.display(description="Changes (before → after)")
     def changes_full(self, event):

@@ -4,7 +4,13 @@ from django.contrib import admin
 from django.contrib.admin.utils import unquote
 
 from runner.admin.base import ReadOnlyModelAdmin, related_record_links
-from runner.admin.display import pre, pretty_json, run_status_badge, short_value
+from runner.admin.display import (
+    moment_column,
+    pre,
+    pretty_json,
+    run_status_badge,
+    short_text_html,
+)
 from runner.admin.pagination import EstimatedCountPaginator, ProbedDatesQuerySet
 from runner.models import CycleRun
 
@@ -21,8 +27,8 @@ class CycleRunAdmin(ReadOnlyModelAdmin):
         "status_badge",
         "trigger",
         "requested_by",
-        "queued_at",
-        "started_at",
+        "queued_at_display",
+        "started_at_display",
         "duration",
         "error_short",
     )
@@ -46,7 +52,7 @@ class CycleRunAdmin(ReadOnlyModelAdmin):
                     "trigger",
                     "requested_by",
                     "control_event",
-                    "slot",
+                    "slot_display",
                     "missed_slots",
                     "trading_mode",
                     "worker",
@@ -58,11 +64,11 @@ class CycleRunAdmin(ReadOnlyModelAdmin):
             "Timing",
             {
                 "fields": (
-                    "queued_at",
-                    "started_at",
-                    "finished_at",
+                    "queued_at_display",
+                    "started_at_display",
+                    "finished_at_display",
                     "duration_ms",
-                    "deadline_at",
+                    "deadline_at_display",
                     "cancel_requested",
                 )
             },
@@ -76,7 +82,12 @@ class CycleRunAdmin(ReadOnlyModelAdmin):
             "Internals",
             {
                 "classes": ("collapse",),
-                "fields": ("config_display", "fencing_token", "lease_expires_at", "heartbeat_at"),
+                "fields": (
+                    "config_display",
+                    "fencing_token",
+                    "lease_expires_at_display",
+                    "heartbeat_at_display",
+                ),
             },
         ),
     )
@@ -84,12 +95,24 @@ class CycleRunAdmin(ReadOnlyModelAdmin):
     class Media:
         css = {"all": ("runner/admin.css",)}
 
+    # Times to the second with their zone, each sortable by its own field.
+    slot_display = moment_column("slot", "Slot")
+    queued_at_display = moment_column("queued_at", "Queued at")
+    started_at_display = moment_column("started_at", "Started at")
+    finished_at_display = moment_column("finished_at", "Finished at")
+    deadline_at_display = moment_column("deadline_at", "Deadline at")
+    lease_expires_at_display = moment_column("lease_expires_at", "Lease expires at")
+    heartbeat_at_display = moment_column("heartbeat_at", "Heartbeat at")
+
     def get_queryset(self, request):
         queryset = ProbedDatesQuerySet.wrap(super().get_queryset(request))
         match = getattr(request, "resolver_match", None)
         if match is not None and match.url_name == "runner_cyclerun_changelist":
-            queryset = queryset.defer(*RUN_HEAVY_FIELDS)  # the list never shows them
-        return queryset
+            # The list never shows them; its joins are list_select_related (which the changelist
+            # applies only to a queryset that selects nothing related yet).
+            return queryset.defer(*RUN_HEAVY_FIELDS)
+        # A run's page: its title and breadcrumb name the agent (CycleRun.__str__).
+        return queryset.select_related("agent")
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_object(request, unquote(object_id))
@@ -116,7 +139,7 @@ class CycleRunAdmin(ReadOnlyModelAdmin):
     @admin.display(description="Error")
     def error_short(self, run):
         text = ": ".join(part for part in (run.error_type, run.error_message) if part)
-        return short_value(text, 80) if text else "—"
+        return short_text_html(text, 80)
 
     @admin.display(description="Summary")
     def summary_display(self, run):

@@ -63,7 +63,7 @@ def test_interval_bounds_are_shown_on_the_page_and_the_form(client, controller):
     agent = AgentFactory()
     html = client.get(change_url(agent)).content.decode()
     assert 'min="1" max="10080"' in html
-    assert "Interval in minutes (1–10080)" in html
+    assert "1–10080 minutes" in html  # beside the set-interval form
     assert "Minutes between scheduled cycles (1..10080)." in html
 
 
@@ -74,3 +74,22 @@ def test_report_link_appears_only_when_the_report_url_exists(client, controller,
     assert client.get(f"/admin/runner/agent/{agent.pk}/report/").status_code == 200
     settings.ROOT_URLCONF = "tests.runner.report_urls"  # a URLconf without the report page
     assert ">Report<" not in client.get(change_url(agent)).content.decode()
+
+
+def runner_panel(client, agent):
+    html = client.get(change_url(agent)).content.decode()
+    return html.split('id="runner-control-room"', 1)[1].split("</section>", 1)[0]
+
+
+def test_panel_shows_the_interval_once_as_a_form_to_whoever_may_control(client, controller):
+    panel = runner_panel(client, AgentFactory(interval_minutes=45))
+    assert panel.count('name="interval_minutes"') == 1
+    assert 'value="45"' in panel
+    assert "every 45 min" not in panel
+
+
+def test_panel_shows_the_interval_once_as_a_fact_to_whoever_may_only_view(client):
+    client.force_login(UserFactory(username="viewer", perms=[VIEW]))
+    panel = runner_panel(client, AgentFactory(interval_minutes=45))
+    assert panel.count("every 45 min") == 1
+    assert 'name="interval_minutes"' not in panel

@@ -1,11 +1,15 @@
 """Cycle runs in the admin: read-only, detail pages, filters, constant query counts."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import strip_tags
 
+from runner.models import CycleRun
 from tests.factories import AgentFactory, AuditEventFactory, CycleRunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -96,3 +100,40 @@ def test_run_detail_links_records_that_point_at_it(admin_client):
     assert f'<a href="{link}">1</a>' in html
     response = admin_client.get(link)
     assert [run.control_event_id for run in response.context["cl"].result_list] == [event.pk]
+
+
+def test_run_title_and_breadcrumb_name_the_run_its_agent_and_status(admin_client):
+    run = CycleRunFactory(agent=AgentFactory(slug="gamma"), status="timed_out")
+    html = admin_client.get(reverse("admin:runner_cyclerun_change", args=[run.pk])).content.decode()
+    name = f"Run {run.pk} of gamma (timed out)"
+    assert f"<title>{name} | View cycle run" in html
+    breadcrumbs = html.split('<div class="breadcrumbs">', 1)[1].split("</div>", 1)[0]
+    assert name in breadcrumbs
+    assert f"#{run.pk} timed_out" not in html
+
+
+def test_a_run_names_its_agent_only_when_loaded_so_lists_pay_no_query_per_row(
+    django_assert_num_queries,
+):
+    run = CycleRunFactory(agent=AgentFactory(slug="gamma"), status="succeeded")
+    with_agent = CycleRun.objects.select_related("agent").get(pk=run.pk)
+    without_agent = CycleRun.objects.get(pk=run.pk)
+    with django_assert_num_queries(0):
+        assert str(with_agent) == f"Run {run.pk} of gamma (succeeded)"
+        assert str(without_agent) == f"Run {run.pk} (succeeded)"
+
+
+def test_run_list_shows_times_with_seconds_and_time_zone_and_sorts_by_them(
+    admin_client, sorted_by_header
+):
+    moment = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    first_queued = CycleRunFactory(queued_at=moment, started_at=moment + timedelta(seconds=9))
+    first_started = CycleRunFactory(
+        queued_at=moment + timedelta(seconds=5), started_at=moment + timedelta(seconds=6)
+    )
+    url = reverse("admin:runner_cyclerun_changelist")
+    text = strip_tags(admin_client.get(url).content.decode())
+    for second in (7, 16, 12, 13):  # queued and started of both runs
+        assert f"2026-03-04 05:06:{second:02d} UTC" in text
+    assert sorted_by_header(url, "Queued at") == [first_queued.pk, first_started.pk]
+    assert sorted_by_header(url, "Started at") == [first_started.pk, first_queued.pk]
