@@ -76,6 +76,7 @@ class MarketObservationAdmin(ReadOnlyAdmin):
     )
     list_filter = ("agent", RunFilter, "source", "is_sample", "tradeable")
     search_fields = ("market_id", "question", "slug")
+    list_select_related = ("agent", "run")
 
 
 @admin.register(Forecast)
@@ -108,6 +109,7 @@ class TradeDecisionAdmin(ReadOnlyAdmin):
 @admin.register(PaperFill)
 class PaperFillAdmin(ReadOnlyAdmin):
     list_display = ("id", "market_id", "side", "shares", "price", "cost", "run", "created_at")
+    list_select_related = ("agent", "run")
 
 
 @admin.register(PaperPosition)

@@ -63,3 +63,23 @@ def test_users_without_view_permission_are_refused(client):
     assert client.get(url).status_code == 403
     for model in (MarketObservation, TradeDecision, PaperPosition):
         assert model.objects.count() == 0
+
+
+@pytest.mark.parametrize("model", ["marketobservation", "paperfill"])
+def test_record_lists_load_their_runs_in_the_page_query(
+    viewer, model, django_assert_max_num_queries
+):
+    """The run column costs no query per row, however many rows a page shows."""
+    from tests.agents.factories import PaperFillFactory
+
+    def page_queries(rows):
+        for _ in range(rows):
+            PaperFillFactory()  # a fill, with its decision, market observation and run
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as queries:
+            assert viewer.get(reverse(f"admin:agents_{model}_changelist")).status_code == 200
+        return len(queries)
+
+    assert page_queries(1) == page_queries(5)
