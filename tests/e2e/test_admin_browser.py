@@ -124,6 +124,7 @@ def test_operator_controls_an_agent_from_the_admin(live_server, browser_page):
     expect(page.locator("#runner-state")).to_contain_text("Running")
     expect(page.locator("#runner-control-room")).not_to_contain_text("every 60 min")
     page.fill("#runner-interval", "30")
+    page.fill("#runner-reason", "slower at night")  # one reason box serves every control
     click_control(page, "Set interval", expect, "Interval of browser-demo set to 30 minutes.")
     expect(page.locator("#runner-interval")).to_have_value("30")
     click_control(page, "Stop", expect, "Agent browser-demo stopped (now stopped).")
@@ -158,7 +159,7 @@ def test_operator_controls_an_agent_from_the_admin(live_server, browser_page):
     ):
         assert action in text and transition in text and "operator" in text and "Applied" in text
         assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", text)  # to the second
-    assert "interval_minutes: 60 → 30" in texts[1]
+    assert "interval_minutes: 60 → 30" in texts[1] and "slower at night" in texts[1]
     assert "browser test start" in texts[-1]
     page.screenshot(path=str(ARTIFACTS / "admin-audit-list.png"), full_page=True)
 
