@@ -193,6 +193,30 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# --- Cache ------------------------------------------------------------------------------------
+# Shared by every web process on every machine: the API throttle counts live here, so a
+# per-process cache would let each gunicorn worker grant the full rate. Redis when REDIS_URL is
+# set, otherwise a table in the default database (every `migrate` creates it: runner.apps).
+RUNNER_CACHE_TABLE = "runner_cache"
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "agent-runner",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": RUNNER_CACHE_TABLE,
+            # Past this many rows a write deletes the expired ones, then a third of the rest; a
+            # throttle count deleted early lets its user through again, so leave room.
+            "OPTIONS": {"MAX_ENTRIES": 10_000},
+        }
+    }
+
 # --- REST framework -------------------------------------------------------------------------
 # Token first: its WWW-Authenticate header makes DRF answer 401 (not 403) to anonymous requests.
 REST_FRAMEWORK = {

@@ -38,6 +38,45 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_pg)
 
 
+DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "live_server",
+}
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(request):
+    """Every test that uses the database starts with an empty cache.
+
+    The cache (throttle counts) is a table of the test database, or Redis with REDIS_URL: user ids
+    repeat between tests, and neither a transactional test's flush nor Redis rolls counts back.
+    """
+    if request.node.get_closest_marker("django_db") or not DATABASE_FIXTURES.isdisjoint(
+        request.fixturenames
+    ):
+        request.getfixturevalue("db")  # the test's database (transactional if it asked for that)
+        empty_cache()
+    yield
+
+
+def empty_cache():
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        # Only this project's keys: the Redis database may be the django-q2 broker's too.
+        client = backend._cache.get_client(write=True)
+        keys = list(client.scan_iter(backend.make_key("*")))
+        if keys:
+            client.delete(*keys)
+    else:
+        backend.clear()
+
+
 @pytest.fixture
 def is_postgres():
     return connection.vendor == "postgresql"

@@ -1,6 +1,7 @@
 """Settings come from the environment with safe defaults."""
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,47 @@ def test_sqlite_runs_in_wal_mode_with_immediate_transactions():
         mode = cursor.fetchone()[0]
     # the in-memory test database cannot use WAL; a file database does (checked in the CLI test)
     assert mode in ("wal", "memory")
+
+
+def _manage(env_overrides, tmp_path, *args):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update({"DJANGO_ENV_FILE": str(tmp_path / "no.env"), "PYTHONPATH": str(ROOT)})
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.slow
+def test_migrate_creates_the_shared_cache_table(tmp_path):
+    """A fresh database needs no `createcachetable`: after `migrate` every process shares the
+    cache (the API throttle counts), through a table in the database."""
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    migrated = _manage(env, tmp_path, "migrate", "--noinput")
+    assert migrated.returncode == 0, migrated.stderr
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    assert "runner_cache" in tables
+    code = "from django.core.cache import cache; cache.set('k', 41); print(cache.get('k') + 1)"
+    # Written by one process, read by another: the value is in the database, not in memory.
+    assert _manage(env, tmp_path, "shell", "--no-imports", "-c", code).stdout.strip() == "42"
+    code = "from django.core.cache import cache; print(cache.get('k'))"
+    assert _manage(env, tmp_path, "shell", "--no-imports", "-c", code).stdout.strip() == "41"
+
+
+def test_the_cache_is_redis_when_redis_url_is_set(tmp_path):
+    code = "from django.conf import settings; c = settings.CACHES['default']; "
+    code += "print(c['BACKEND'], c['LOCATION'])"
+    redis_url = {"REDIS_URL": "redis://cache.internal:6379/2"}
+    with_redis = _manage(redis_url, tmp_path, "shell", "--no-imports", "-c", code)
+    assert with_redis.stdout.split() == [
+        "django.core.cache.backends.redis.RedisCache",
+        "redis://cache.internal:6379/2",
+    ]
+    without = _manage({}, tmp_path, "shell", "--no-imports", "-c", code)
+    assert without.stdout.split() == ["django.core.cache.backends.db.DatabaseCache", "runner_cache"]
