@@ -4,8 +4,16 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from hypothesis import settings as hypothesis_settings
 
 from tests.agent_kinds import TEST_AGENT_KINDS
+
+# `make test` draws the same examples on every run and every machine: derandomized, and so with no
+# example database (which would replay whatever earlier runs here happened to find). `make fuzz`
+# loads "fuzz" (--hypothesis-profile=fuzz): random seeds, many more examples, and failures kept
+# in .hypothesis/ (git-ignored) and tried first next time. The API fuzz follows the same profile.
+hypothesis_settings.register_profile("ci", derandomize=True)
+hypothesis_settings.register_profile("fuzz", max_examples=1000)
 
 # Set before Django reads settings, so this process and every subprocess a test starts (qcluster,
 # live servers) know the test agent kinds, the way a user registers a kind of their own.
@@ -13,6 +21,11 @@ os.environ.setdefault("RUNNER_EXTRA_AGENT_KINDS", json.dumps(TEST_AGENT_KINDS))
 os.environ.setdefault(
     "DJANGO_SECRET_KEY", "tests-only-secret-key-not-for-production-use-0123456789"
 )
+
+
+def pytest_configure(config):
+    if not config.getoption("--hypothesis-profile"):
+        hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
