@@ -216,6 +216,13 @@ else:
             "OPTIONS": {"MAX_ENTRIES": 10_000},
         }
     }
+# django-q2 writes each cluster's status to a cache every half second (for `qinfo`); keep that in
+# the cluster's own memory, as before, rather than a database write twice a second per cluster.
+CACHES["django_q"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "django-q-cluster-status",
+}
+Q_CLUSTER["cache"] = "django_q"
 
 # --- REST framework -------------------------------------------------------------------------
 # Token first: its WWW-Authenticate header makes DRF answer 401 (not 403) to anonymous requests.

@@ -111,3 +111,13 @@ def test_the_cache_is_redis_when_redis_url_is_set(tmp_path):
     ]
     without = _manage({}, tmp_path, "shell", "--no-imports", "-c", code)
     assert without.stdout.split() == ["django.core.cache.backends.db.DatabaseCache", "runner_cache"]
+
+
+def test_django_q2_keeps_its_cluster_status_out_of_the_shared_cache():
+    """Each cluster saves its status twice a second: in its own memory, not a database write."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+    from django_q.conf import Conf
+
+    assert isinstance(caches[Conf.CACHE], LocMemCache)
+    assert Conf.CACHE != "default"
