@@ -4,7 +4,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 MANAGE := $(UV) run --frozen python manage.py
 
-.PHONY: install run test lint format clean-db
+.PHONY: install run test fuzz lint format clean-db
 
 install: .env  ## Install uv if missing, then the locked dependencies into .venv
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 \
@@ -23,6 +23,9 @@ run: install  ## Migrate, create a local admin, serve on http://127.0.0.1:8000 w
 
 test: install  ## The whole suite; PostgreSQL when DATABASE_URL is set, SQLite otherwise
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+fuzz: install  ## Explore (not part of make test): random seeds, many more examples; API_FUZZ_SEED=N repeats a run
+	$(UV) run --frozen pytest --hypothesis-profile=fuzz -m "hypothesis or fuzz" $(PYTEST_ARGS)
 
 lint: install  ## ruff format check and lint
 	$(UV) run --frozen ruff format --check .

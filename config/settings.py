@@ -174,6 +174,37 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# --- Cache ------------------------------------------------------------------------------------
+# Shared by every web process on every machine: the API throttle counts live here, so a
+# per-process cache would let each gunicorn worker grant the full rate. Redis when REDIS_URL is
+# set, otherwise a table in the default database (every `migrate` creates it: runner.apps).
+RUNNER_CACHE_TABLE = "runner_cache"
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "agent-runner",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": RUNNER_CACHE_TABLE,
+            # Past this many rows a write deletes the expired ones, then a third of the rest; a
+            # throttle count deleted early lets its user through again, so leave room.
+            "OPTIONS": {"MAX_ENTRIES": 10_000},
+        }
+    }
+# django-q2 writes each cluster's status to a cache every half second (for `qinfo`); keep that in
+# the cluster's own memory, as before, rather than a database write twice a second per cluster.
+CACHES["django_q"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "django-q-cluster-status",
+}
+Q_CLUSTER["cache"] = "django_q"
+
 # --- REST framework -------------------------------------------------------------------------
 # Token first: its WWW-Authenticate header makes DRF answer 401 (not 403) to anonymous requests.
 REST_FRAMEWORK = {

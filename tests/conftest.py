@@ -4,8 +4,16 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from hypothesis import settings as hypothesis_settings
 
 from tests.agent_kinds import TEST_AGENT_KINDS
+
+# `make test` draws the same examples on every run and every machine: derandomized, and so with no
+# example database (which would replay whatever earlier runs here happened to find). `make fuzz`
+# loads "fuzz" (--hypothesis-profile=fuzz): random seeds, many more examples, and failures kept
+# in .hypothesis/ (git-ignored) and tried first next time. The API fuzz follows the same profile.
+hypothesis_settings.register_profile("ci", derandomize=True)
+hypothesis_settings.register_profile("fuzz", max_examples=1000)
 
 E2E_DIR = Path(__file__).resolve().parent / "e2e"
 
@@ -15,6 +23,11 @@ os.environ.setdefault("RUNNER_EXTRA_AGENT_KINDS", json.dumps(TEST_AGENT_KINDS))
 os.environ.setdefault(
     "DJANGO_SECRET_KEY", "tests-only-secret-key-not-for-production-use-0123456789"
 )
+
+
+def pytest_configure(config):
+    if not config.getoption("--hypothesis-profile"):
+        hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +54,45 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
         if "postgres" in item.keywords and vendor != "postgresql":
             item.add_marker(skip_pg)
+
+
+DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "live_server",
+}
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(request):
+    """Every test that uses the database starts with an empty cache.
+
+    The cache (throttle counts) is a table of the test database, or Redis with REDIS_URL: user ids
+    repeat between tests, and neither a transactional test's flush nor Redis rolls counts back.
+    """
+    if request.node.get_closest_marker("django_db") or not DATABASE_FIXTURES.isdisjoint(
+        request.fixturenames
+    ):
+        request.getfixturevalue("db")  # the test's database (transactional if it asked for that)
+        empty_cache()
+    yield
+
+
+def empty_cache():
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        # Only this project's keys: the Redis database may be the django-q2 broker's too.
+        client = backend._cache.get_client(write=True)
+        keys = list(client.scan_iter(backend.make_key("*")))
+        if keys:
+            client.delete(*keys)
+    else:
+        backend.clear()
 
 
 @pytest.fixture

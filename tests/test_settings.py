@@ -89,3 +89,40 @@ def test_no_code_reads_a_runner_setting_around_the_conf_module():
         if "getattr(settings," in text or "settings.RUNNER_" in text:
             offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+def _manage(env_overrides, tmp_path, *args):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update({"DJANGO_ENV_FILE": str(tmp_path / "no.env"), "PYTHONPATH": str(ROOT)})
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_cache_is_redis_when_redis_url_is_set(tmp_path):
+    code = "from django.conf import settings; c = settings.CACHES['default']; "
+    code += "print(c['BACKEND'], c['LOCATION'])"
+    redis_url = {"REDIS_URL": "redis://cache.internal:6379/2"}
+    with_redis = _manage(redis_url, tmp_path, "shell", "--no-imports", "-c", code)
+    assert with_redis.stdout.split() == [
+        "django.core.cache.backends.redis.RedisCache",
+        "redis://cache.internal:6379/2",
+    ]
+    without = _manage({}, tmp_path, "shell", "--no-imports", "-c", code)
+    assert without.stdout.split() == ["django.core.cache.backends.db.DatabaseCache", "runner_cache"]
+
+
+def test_django_q2_keeps_its_cluster_status_out_of_the_shared_cache():
+    """Each cluster saves its status twice a second: in its own memory, not a database write."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+    from django_q.conf import Conf
+
+    assert isinstance(caches[Conf.CACHE], LocMemCache)
+    assert Conf.CACHE != "default"

@@ -3,15 +3,17 @@
 from rest_framework.throttling import ScopedRateThrottle
 
 from runner.conf import conf
+from runner.ratelimit import AtomicThrottleMixin
 
 CONTROL_SCOPE = "control"
 
 
-class ControlRateThrottle(ScopedRateThrottle):
+class ControlRateThrottle(AtomicThrottleMixin, ScopedRateThrottle):
     """Per-user limit on views whose `throttle_scope` is "control" (RUNNER_API_CONTROL_RATE).
 
     DRF's own rate table is copied once at import; reading the setting here lets a deployment
-    (or a test) change the rate without reloading the class.
+    (or a test) change the rate without reloading the class. The counts are checked and written
+    atomically in the shared cache (runner.ratelimit), so the rate holds across every worker.
     """
 
     def get_rate(self):

@@ -2,16 +2,22 @@
 
 import json
 import os
+import re
+import signal
+import socket
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-pytestmark = pytest.mark.django_db
-
-
 ROOT = Path(__file__).resolve().parents[2]
+
+
+pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.slow
@@ -78,3 +84,105 @@ def test_runagent_once_json_after_migrate_in_a_fresh_database(tmp_path):
     assert summary["markets_tradeable"] > 0 and summary["markets_analysed"] == 20
     assert summary["decisions_rejected"] == 20 and summary["outcome"] == "no trade"
     assert set(summary["step_ms"]) >= {"research", "filter", "analyse", "risk", "execute"}
+
+
+PRINTED = re.compile(r"Local admin: (http://\S+/admin/)  user '(\S+)'  password '(\S+)'")
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_make_runs_printed_url_is_where_the_procfile_serves(tmp_path):
+    """The steps of `make run` (createlocaladmin, then honcho with the Procfile's web process)
+    with WEB_PORT set: the printed URL answers, and the printed login works there."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        DJANGO_DEBUG="1",
+        DJANGO_ENV_FILE=str(tmp_path / "none.env"),
+        LOCAL_ADMIN_PASSWORD="printed-pass-123",
+        WEB_PORT=str(free_port()),
+        PYTHONPATH=str(ROOT),
+    )
+    manage = [sys.executable, "manage.py"]
+    run = {"cwd": ROOT, "env": env, "capture_output": True, "text": True, "timeout": 120}
+    assert subprocess.run([*manage, "migrate", "--noinput"], **run).returncode == 0
+    url, username, password = PRINTED.search(
+        subprocess.run([*manage, "createlocaladmin"], **run).stdout
+    ).groups()
+    assert url == f"http://127.0.0.1:{env['WEB_PORT']}/admin/"
+
+    (tmp_path / "empty.env").write_text("")  # not the checkout's .env, which may name a port
+    honcho = [str(Path(sys.executable).with_name("honcho")), "-e", str(tmp_path / "empty.env")]
+    server = subprocess.Popen(
+        [*honcho, "start", "web"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # honcho and its runserver, stopped together below
+    )
+    try:
+        with httpx.Client(follow_redirects=True, timeout=10) as client:
+            login = wait_for(client, url)
+            assert login.status_code == 200 and login.url.path == "/admin/login/"
+            answer = client.post(
+                login.url,
+                data={
+                    "username": username,
+                    "password": password,
+                    "csrfmiddlewaretoken": client.cookies["csrftoken"],
+                    "next": "/admin/",
+                },
+            )
+            assert answer.status_code == 200 and answer.url.path == "/admin/"
+            assert "Site administration" in answer.text
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
+
+
+def wait_for(client, url, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return client.get(url)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def _manage(env_overrides, tmp_path, *args):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update({"DJANGO_ENV_FILE": str(tmp_path / "no.env"), "PYTHONPATH": str(ROOT)})
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.slow
+def test_migrate_creates_the_shared_cache_table(tmp_path):
+    """A fresh database needs no `createcachetable`: after `migrate` every process shares the
+    cache (the API throttle counts), through a table in the database."""
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    migrated = _manage(env, tmp_path, "migrate", "--noinput")
+    assert migrated.returncode == 0, migrated.stderr
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    assert "runner_cache" in tables
+    code = "from django.core.cache import cache; cache.set('k', 41); print(cache.get('k') + 1)"
+    # Written by one process, read by another: the value is in the database, not in memory.
+    assert _manage(env, tmp_path, "shell", "--no-imports", "-c", code).stdout.strip() == "42"
+    code = "from django.core.cache import cache; print(cache.get('k'))"
+    assert _manage(env, tmp_path, "shell", "--no-imports", "-c", code).stdout.strip() == "41"

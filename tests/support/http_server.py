@@ -29,6 +29,8 @@ class Server(NamedTuple):
 
 
 LISTENING = re.compile(r"Listening at: (http://127\.0\.0\.1:\d+)")
+ACCESS_LOG = ["--access-logfile", "-", "--access-logformat", "access %(p)s %(m)s %(U)s %(s)s"]
+ACCESS_LINE = re.compile(r"^access <(\d+)> (\S+) (\S+) (\d{3})$", re.MULTILINE)
 
 GRANT_TOKEN = """
 from django.conf import settings
@@ -42,8 +44,9 @@ print(Token.objects.get_or_create(user=user)[0].key)
 
 
 def _environment(database_url, extra):
-    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_DEBUG": "0", **extra}
-    env.pop("REDIS_URL", None)
+    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_DEBUG": "0"}
+    env.pop("REDIS_URL", None)  # no Redis unless the caller names one in `extra`
+    env.update(extra)
     env.setdefault("DJANGO_SECRET_KEY", "http-server-test-key-not-for-production-0123456789abcdef")
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     env["PYTHONPATH"] = str(BASE_DIR)
@@ -93,8 +96,14 @@ def _server_database(tmp):
 
 
 @contextmanager
-def running_server(*, env=None, setup_code="", username="http-user", threads=8, workers=1):
-    """Yields a Server: gunicorn over a fresh migrated database."""
+def running_server(
+    *, env=None, setup_code="", username="http-user", threads=8, workers=1, access_log=False
+):
+    """Yields a Server: gunicorn over a fresh migrated database.
+
+    With `access_log`, gunicorn logs one line per request as "<worker pid> <method> <path>
+    <status>", so a test can tell which worker answered.
+    """
     with (
         tempfile.TemporaryDirectory(prefix="agent-runner-http-") as tmp,
         _server_database(tmp) as database_url,
@@ -128,6 +137,7 @@ def running_server(*, env=None, setup_code="", username="http-user", threads=8, 
                     "info",
                     "--graceful-timeout",
                     "2",
+                    *(ACCESS_LOG if access_log else []),
                 ],  # fmt: skip
                 cwd=BASE_DIR,
                 env=environment,

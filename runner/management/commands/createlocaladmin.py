@@ -29,6 +29,8 @@ class Command(BaseCommand):
                 f"change it with: python manage.py changepassword {username}"
             )
             return
+        # The port the Procfile's web process serves on (`make run`): WEB_PORT, else 8000.
+        port = os.environ.get("WEB_PORT") or "8000"
         self.stdout.write(
-            f"Local admin: http://127.0.0.1:8000/admin/  user {username!r}  password {password!r}"
+            f"Local admin: http://127.0.0.1:{port}/admin/  user {username!r}  password {password!r}"
         )

@@ -1,5 +1,4 @@
 import pytest
-from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -19,14 +18,6 @@ ALL_PERMS = [
 def fast_password_hashing(settings):
     """Factories set passwords; the real hasher's cost is the point in production, not here."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
-def fresh_throttle_counts():
-    """Throttle counts live in the cache; user ids repeat between tests, the counts must not."""
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def token_client(user):
