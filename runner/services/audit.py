@@ -58,13 +58,15 @@ class Change:
 
     result: object = None
     changes: dict | None = None
+    record: bool = True  # False: the request changed nothing and needs no event
 
 
 def audited(*, agent, action, actor: Actor, reason, now, apply):
     """Lock the agent, apply one request and record its event; refusals are recorded, then raised.
 
     `apply(locked_agent, change)` checks the request and writes its effect; it raises a
-    RunnerError before writing anything when it refuses. Returns `change.result` or the agent.
+    RunnerError before writing anything when it refuses, and may set `change.record = False`
+    when it had nothing to do. Returns `change.result` or the agent.
     """
     now = now or timezone.now()
     try:
@@ -93,7 +95,7 @@ def audited(*, agent, action, actor: Actor, reason, now, apply):
                 reason=reason,
                 refusal_reason=exc.message,
             )
-        else:
+        if refusal is None and change.record:
             event = record_event(
                 agent=locked,
                 action=action,

@@ -59,7 +59,11 @@ def agent_create(*, values: dict, actor: Actor, reason="", now=None) -> Agent:
 
 
 def agent_update_config(*, agent, values: dict, actor: Actor, reason="", now=None) -> Agent:
-    """Edit configuration fields only (never state), validated, audited with before/after."""
+    """Edit configuration fields only (never state), validated, audited with before/after.
+
+    An edit that changes nothing saves nothing and writes no event, unless it came with a
+    reason: then the reason is kept in an applied event with no changes.
+    """
     now = now or timezone.now()
     unknown = set(values) - set(Agent.CONFIG_FIELDS)
     if unknown:
@@ -85,6 +89,9 @@ def agent_update_config(*, agent, values: dict, actor: Actor, reason="", now=Non
             for name in Agent.CONFIG_FIELDS
             if before[name] != after[name]
         }
+        if not change.changes:
+            change.record = bool(reason)
+            return
         if "interval_minutes" in change.changes:
             retime(locked, now)
         save_state(locked, *Agent.CONFIG_FIELDS, "next_run", "paused_next_run")

@@ -75,3 +75,26 @@ def test_create_with_unknown_kind_is_refused():
     assert "Unknown agent kind 'nope'" in refused.value.message
     assert not Agent.objects.filter(slug="x").exists()
     assert AuditEvent.objects.filter(action="create", outcome="refused").count() == 1
+
+
+def test_an_edit_that_changes_nothing_writes_no_event(api_actor):
+    agent = AgentFactory(timeout_seconds=300, name="Same", parameters={"value": 1})
+    updated_at = agent.updated_at
+    result = services.agent_update_config(
+        agent=agent, values={"timeout_seconds": 300, "name": "Same"}, actor=api_actor
+    )
+    assert result.timeout_seconds == 300
+    assert events(agent) == []
+    agent.refresh_from_db()
+    assert agent.updated_at == updated_at  # not even saved
+
+
+def test_an_edit_that_changes_nothing_keeps_the_reason_it_was_given(api_actor):
+    agent = AgentFactory(timeout_seconds=300, parameters={"value": 1})
+    services.agent_update_config(
+        agent=agent, values={"timeout_seconds": 300}, actor=api_actor, reason="reviewed, fine"
+    )
+    [event] = events(agent)
+    assert (event.action, event.outcome, event.changes, event.reason) == (
+        "configure", "applied", {}, "reviewed, fine",
+    )  # fmt: skip
