@@ -11,7 +11,7 @@ import logging
 from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.parsers import JSONParser
+from rest_framework.exceptions import NotFound
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,6 +19,8 @@ from rest_framework.views import APIView
 from runner import selectors, services
 from runner.api import docs, permissions
 from runner.api.control import control_request, find_agent, read_interval
+from runner.api.parsers import CONTROL_PARSERS
+from runner.api.refusals import AuditedRefusalMixin
 from runner.api.serializers import (
     IntervalSerializer,
     ReasonSerializer,
@@ -29,7 +31,6 @@ from runner.api.serializers import (
     SeedStatusSerializer,
 )
 from runner.api.throttling import CONTROL_SCOPE, ControlRateThrottle
-from runner.api.views import AuditedDenialMixin
 from runner.api.waiting import wait_for_run
 from runner.conf import conf
 from runner.models import AuditAction, RunStatus
@@ -50,24 +51,31 @@ def status_extras(agent) -> dict:
     return extras
 
 
-def seed_error(message, *, field=None, code=status.HTTP_400_BAD_REQUEST):
-    body = {"detail": message}
-    if field:
-        body["field"] = field
-    return Response(body, status=code)
+def seed_error(exc):
+    """A refusal in the seed's shape: 400 {"detail"}, with the field for bad input."""
+    body = {"detail": exc.message}
+    if exc.field:
+        body["field"] = exc.field
+    return Response(body, status=status.HTTP_400_BAD_REQUEST)
 
 
-class SeedAgentView(AuditedDenialMixin, APIView):
-    """Base of the seed endpoints: the default agent, JSON bodies, audited and throttled control."""
+class SeedAgentView(AuditedRefusalMixin, APIView):
+    """Base of the seed endpoints: the default agent, audited and throttled control, whose body
+    may be JSON, a form or multipart."""
 
     permission_classes = [permissions.RunnerPermission]
     throttle_classes = [ControlRateThrottle]
-    parser_classes = [JSONParser]
+    parser_classes = CONTROL_PARSERS
     audit_as = None  # the AuditAction of a control endpoint; None for reads
     body_fields = frozenset({"reason"})
 
     def is_control(self, request):
-        return self.audit_as is not None and request.method not in SAFE_METHODS
+        """A control request: an unsafe method this endpoint serves (a 405 is not audited)."""
+        return (
+            self.audit_as is not None
+            and request.method not in SAFE_METHODS
+            and hasattr(self, request.method.lower())
+        )
 
     @property
     def throttle_scope(self):
@@ -86,26 +94,23 @@ class SeedAgentView(AuditedDenialMixin, APIView):
     def default_agent(self):
         agent = find_agent(conf.RUNNER_DEFAULT_AGENT)
         if agent is None:
-            return None, seed_error(
+            raise NotFound(
                 f"The default agent {conf.RUNNER_DEFAULT_AGENT!r} does not exist "
-                "(run `python manage.py migrate`, or set RUNNER_DEFAULT_AGENT).",
-                code=status.HTTP_404_NOT_FOUND,
+                "(run `python manage.py migrate`, or set RUNNER_DEFAULT_AGENT)."
             )
-        return agent, None
+        return agent
 
     def control(self, request, respond):
         """The shared control ladder (runner.api.control) on the default agent; every refusal
         answers 400 in the seed's shape."""
-        agent, missing = self.default_agent()
-        if missing is not None:
-            return missing
+        agent = self.default_agent()
         return control_request(
             request,
             agent=agent,
             action=self.audit_as,
             fields=self.body_fields,
             call=lambda **inputs: respond(agent=agent, **inputs),
-            on_error=lambda exc: seed_error(exc.message, field=exc.field),
+            on_error=seed_error,
         )
 
 
@@ -118,9 +123,7 @@ class SeedStatusView(SeedAgentView):
         responses={200: SeedStatusSerializer, **docs.SEED_READ_ERRORS},
     )
     def get(self, request):
-        agent, missing = self.default_agent()
-        if missing is not None:
-            return missing
+        agent = self.default_agent()
         current = selectors.agent_status(agent)
         body = {
             "state": current["state"],

@@ -41,7 +41,15 @@ def agent_create(*, values: dict, actor: Actor, reason="", now=None) -> Agent:
         agent.full_clean()
     except ValidationError as exc:
         error = _input_error(exc)
-        refuse(agent=None, action=AuditAction.CREATE, actor=actor, now=now, error=error, reason="")
+        refuse(
+            agent=None,
+            agent_slug=agent.slug,
+            action=AuditAction.CREATE,
+            actor=actor,
+            now=now,
+            error=error,
+            reason="",
+        )
         raise error from exc
     with transaction.atomic():
         agent.save()

@@ -6,7 +6,6 @@ import shlex
 import subprocess
 import time
 
-import httpx
 import pytest
 
 from tests.support.http_server import running_server
@@ -53,11 +52,7 @@ def server():
 
 @pytest.fixture
 def http(server):
-    with httpx.Client(
-        base_url=server.base_url,
-        headers={"Authorization": f"Token {server.token}"},
-        timeout=60,
-    ) as client:
+    with server.client() as client:
         yield client
 
 
