@@ -38,8 +38,12 @@ def parse_bounded_int(value, *, field, low, high):
         if not _WHOLE_NUMBER.fullmatch(text):
             raise InvalidInput(message, field=field)
         value = int(text)
-    if not isinstance(value, int) or not low <= value <= high:
+    if not isinstance(value, int):
         raise InvalidInput(message, field=field)
+    if not low <= value <= high:
+        error = InvalidInput(message, field=field)
+        error.bound = "min" if value < low else "max"
+        raise error
     return value
 
 

@@ -1,9 +1,12 @@
 """The seed's own endpoints on the default agent: same paths, fields and messages as its server.
 
 Clients written for the seed's FastAPI runner keep working: `/api/agent/status`, `start`, `stop`,
-`pause`, `resume`, `run-once` and `interval`, without trailing slashes, and errors as
-400 `{"detail": "Agent is already running"}`. Underneath, every request goes through the same
-services as the rest of the API and is audited the same way.
+`pause`, `resume`, `run-once` and `interval` (PUT, or POST as the fork's server also took it),
+without trailing slashes, and errors as 400 `{"detail": "Agent is already running"}`. The seed's
+own words where it had them ("Agent stopped successfully", "Interval must be at least 1 minute"),
+and its counters: `run_count` and `last_run` count successful cycles, `error_count` and
+`last_error` failed ones. Underneath, every request goes through the same services as the rest of
+the API and is audited the same way.
 """
 
 import logging
@@ -33,11 +36,16 @@ from runner.api.serializers import (
 from runner.api.throttling import CONTROL_SCOPE, ControlRateThrottle
 from runner.api.waiting import wait_for_run
 from runner.conf import conf
-from runner.models import AuditAction, RunStatus
+from runner.models import INTERVAL_MAX, INTERVAL_MIN, AuditAction, RunStatus
 
 logger = logging.getLogger(__name__)
 
 SEED_TOTALS = {"total_forecasts": 0, "total_trades": 0}
+# The seed's words for an interval out of range; other refusals keep the runner's.
+SEED_INTERVAL_MESSAGES = {
+    "min": f"Interval must be at least {INTERVAL_MIN} minute",
+    "max": f"Interval must be at most {INTERVAL_MAX} minutes",
+}
 
 
 def status_extras(agent) -> dict:
@@ -53,7 +61,10 @@ def status_extras(agent) -> dict:
 
 def seed_error(exc):
     """A refusal in the seed's shape: 400 {"detail"}, with the field for bad input."""
-    body = {"detail": exc.message}
+    message = exc.message
+    if exc.field == "interval_minutes" and getattr(exc, "bound", None):
+        message = SEED_INTERVAL_MESSAGES[exc.bound]
+    body = {"detail": message}
     if exc.field:
         body["field"] = exc.field
     return Response(body, status=status.HTTP_400_BAD_REQUEST)
@@ -128,10 +139,11 @@ class SeedStatusView(SeedAgentView):
         body = {
             "state": current["state"],
             "running": current["running"],
-            "last_run": current["last_run"],
+            # The seed counted successful cycles as runs; failed ones only as errors.
+            "last_run": current["last_success"],
             "next_run": current["next_run"],
             "interval_minutes": current["interval_minutes"],
-            "run_count": current["run_count"],
+            "run_count": current["success_count"],
             "error_count": current["error_count"],
             "last_error": current["last_error"] or None,
             **SEED_TOTALS,
@@ -188,7 +200,8 @@ class SeedStopView(SeedAgentView):
     )
     def post(self, request):
         return self.control(
-            request, _simple_transition(services.agent_stop, "stopped", "Agent stopped")
+            request,
+            _simple_transition(services.agent_stop, "stopped", "Agent stopped successfully"),
         )
 
 
@@ -284,32 +297,43 @@ class SeedRunOnceView(SeedAgentView):
         return self.control(request, respond)
 
 
+INTERVAL_SCHEMA = {
+    "tags": ["seed-compatible"],
+    "request": IntervalSerializer,
+    "responses": {200: SeedIntervalSerializer, **docs.SEED_CONTROL_ERRORS},
+}
+
+
 class SeedIntervalView(SeedAgentView):
     """Set the default agent's interval in minutes (1..10080)."""
 
     audit_as = AuditAction.SET_INTERVAL
     body_fields = frozenset({"interval_minutes", "reason"})
 
-    @extend_schema(
-        tags=["seed-compatible"],
-        summary="Seed-compatible: set the default agent's interval",
-        request=IntervalSerializer,
-        responses={200: SeedIntervalSerializer, **docs.SEED_CONTROL_ERRORS},
-    )
+    @extend_schema(summary="Seed-compatible: set the default agent's interval", **INTERVAL_SCHEMA)
     def put(self, request):
-        def respond(*, agent, body, reason, actor):
-            agent = services.agent_set_interval(
-                agent=agent, interval_minutes=read_interval(body), actor=actor, reason=reason
-            )
-            minutes = agent.interval_minutes
-            return Response(
-                SeedIntervalSerializer(
-                    {
-                        "status": "updated",
-                        "interval_minutes": minutes,
-                        "message": f"Interval updated to {minutes} minutes",
-                    }
-                ).data
-            )
+        return self.control(request, self.respond)
 
-        return self.control(request, respond)
+    @extend_schema(
+        summary="Seed-compatible: set the default agent's interval (POST, as the fork's server "
+        "also takes it)",
+        **INTERVAL_SCHEMA,
+    )
+    def post(self, request):
+        return self.control(request, self.respond)
+
+    @staticmethod
+    def respond(*, agent, body, reason, actor):
+        agent = services.agent_set_interval(
+            agent=agent, interval_minutes=read_interval(body), actor=actor, reason=reason
+        )
+        minutes = agent.interval_minutes
+        return Response(
+            SeedIntervalSerializer(
+                {
+                    "status": "updated",
+                    "interval_minutes": minutes,
+                    "message": f"Interval updated to {minutes} minutes",
+                }
+            ).data
+        )

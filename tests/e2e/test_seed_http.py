@@ -87,7 +87,7 @@ def test_the_seed_curl_sequence_against_a_real_server(server, http):
     assert re.match(r"\d{4}-\d\d-\d\dT", run_once["completed_at"])
     assert paused == {"status": "paused", "message": "Agent paused"}
     assert resumed == {"status": "resumed", "message": "Agent resumed"}
-    assert stopped == {"status": "stopped", "message": "Agent stopped"}
+    assert stopped == {"status": "stopped", "message": "Agent stopped successfully"}
     events = [
         e
         for e in http.get("/api/events/", params={"source": "api"}).json()["results"]

@@ -93,6 +93,7 @@ def test_the_schema_lists_form_bodies_for_control_and_only_json_for_configuratio
         ("/api/agents/{slug}/interval/", "put"),
         ("/api/agent/stop", "post"),
         ("/api/agent/interval", "put"),
+        ("/api/agent/interval", "post"),
     ]:
         content = paths[path][method]["requestBody"]["content"]
         assert {"application/json", FORM, "multipart/form-data"} <= set(content), (path, method)
