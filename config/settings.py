@@ -215,6 +215,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # DRF's handler, with Django's refusals of a request (body too large, ...) answered in JSON.
+    "EXCEPTION_HANDLER": "runner.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Agent Runner API",

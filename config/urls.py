@@ -20,5 +20,6 @@ urlpatterns = [
 ]
 
 # JSON (not HTML) error pages for /api/ paths no view handled.
+handler400 = "runner.api.errors.bad_request"
 handler404 = "runner.api.errors.not_found"
 handler500 = "runner.api.errors.server_error"

@@ -16,7 +16,10 @@ class TransitionRefused(RunnerError):
 
 
 class InvalidInput(RunnerError):
-    """A value is out of range or of the wrong type; `field` names it."""
+    """A value is out of range or of the wrong type; `field` names it. `bound` is "min" or "max"
+    when a whole number passed that limit (None otherwise)."""
+
+    bound = None
 
 
 class AgentNotFound(RunnerError):

@@ -38,8 +38,12 @@ def parse_bounded_int(value, *, field, low, high):
         if not _WHOLE_NUMBER.fullmatch(text):
             raise InvalidInput(message, field=field)
         value = int(text)
-    if not isinstance(value, int) or not low <= value <= high:
+    if not isinstance(value, int):
         raise InvalidInput(message, field=field)
+    if not low <= value <= high:
+        error = InvalidInput(message, field=field)
+        error.bound = "min" if value < low else "max"
+        raise error
     return value
 
 
@@ -47,11 +51,34 @@ def parse_interval(value):
     return parse_bounded_int(value, field="interval_minutes", low=INTERVAL_MIN, high=INTERVAL_MAX)
 
 
+# A code point in U+D800..U+DFFF inside a str is a lone surrogate (a JSON "\ud800" escape, or a
+# command-line byte Python could not decode): UTF-8 cannot encode it, so no database can store it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def has_lone_surrogate(text) -> bool:
+    return _LONE_SURROGATE.search(text) is not None
+
+
+def lone_surrogate_message(field):
+    return (
+        f"{field} must be valid Unicode text: a lone surrogate (\\ud800..\\udfff without "
+        "its pair) cannot be stored."
+    )
+
+
+def without_lone_surrogates(text):
+    """`text` with each lone surrogate replaced by U+FFFD (for text kept whatever it holds)."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
 def parse_reason(value):
     if value is None:
         return ""
     if not isinstance(value, str):
         raise InvalidInput("reason must be a string.", field="reason")
+    if has_lone_surrogate(value):
+        raise InvalidInput(lone_surrogate_message("reason"), field="reason")
     if len(value) > REASON_MAX_LENGTH:
         raise InvalidInput(
             f"reason must be at most {REASON_MAX_LENGTH} characters.", field="reason"

@@ -2,15 +2,21 @@
 service call, map its errors. The runner API and the seed-compatible endpoints both climb it and
 differ only in how they word an error (`on_error`).
 
-Control requests are audited even when they never reach a service (no permission, a body of the
-wrong shape): the ladder records a `refused` event through `services.control_refused`; range
-checks (interval, reason length) are left to the services, which audit their own refusals.
+Control requests are audited even when they never reach a service: the ladder records a body
+of the wrong shape as a `refused` event through `services.control_refused` (the views' refusal
+mixin, `runner.api.refusals`, does the same for what refuses a request before the ladder: the
+permission, the throttle, the body's type or size); range checks (interval, reason length) are
+left to the services, which audit their own refusals.
+
+A body may be JSON, or a form or multipart body (`curl -d reason=...`), whose values are text:
+`interval_minutes=30` from a form is read as the number it spells, while JSON must say 30.
 """
 
 from collections.abc import Mapping
 
+from django.core.exceptions import SuspiciousOperation
 from django.http import QueryDict
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import APIException, ParseError
 
 from runner import services
 from runner.actors import Actor
@@ -32,16 +38,28 @@ class ControlInputError(Exception):
         self.message = message
 
 
-def read_body(request, allowed) -> dict:
-    """The request's JSON object (empty when there is no body), refusing anything else.
+class Body(dict):
+    """A control request's fields; `from_form` when they came as form or multipart text."""
 
-    Raises ControlInputError for malformed JSON, a non-object body or a field not in `allowed`.
+    from_form = False
+
+
+def read_body(request, allowed) -> Body:
+    """The request's fields (none when there is no body), refusing anything else.
+
+    Raises ControlInputError for a body its parser refused (naming the field, or "body"), a
+    JSON body that is not an object, a form field given twice, or a field not in `allowed`.
     """
     try:
         data = request.data
     except ParseError as exc:
-        raise ControlInputError("body", f"Malformed JSON: {exc.detail}") from exc
-    if isinstance(data, QueryDict):  # DRF's stand-in when there is no body at all
+        raise ControlInputError(getattr(exc, "field", "body"), str(exc.detail)) from exc
+    body = Body()
+    if isinstance(data, QueryDict):  # a form or multipart body (or DRF's stand-in for none)
+        repeated = sorted(name for name, values in data.lists() if len(values) > 1)
+        if repeated:
+            raise ControlInputError(repeated[0], f"{repeated[0]} is given more than once.")
+        body.from_form = True
         data = data.dict()
     if not isinstance(data, Mapping):
         raise ControlInputError("body", f"Expected a JSON object, got {type(data).__name__}.")
@@ -51,7 +69,8 @@ def read_body(request, allowed) -> dict:
         raise ControlInputError(
             unknown[0], f"Unknown field {unknown[0]!r}; allowed fields: {allowed_text}."
         )
-    return dict(data)
+    body.update(data)
+    return body
 
 
 def read_reason(body) -> str:
@@ -65,21 +84,28 @@ def read_reason(body) -> str:
 
 
 def read_interval(body):
-    """`interval_minutes` as JSON sent it: a number (its range is the service's to check)."""
+    """`interval_minutes` as sent: a JSON number, or a form's text (the service reads its digits
+    and checks the range)."""
     value = body.get("interval_minutes")
+    if body.from_form and isinstance(value, str):
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ControlInputError("interval_minutes", INTERVAL_MESSAGE)
     return value
 
 
-def reason_for_audit(request) -> str:
-    """Best-effort reason of a request being refused before its body was read."""
+def body_text(request, name) -> str:
+    """Best-effort text field `name` of a request being refused, whatever its body holds."""
     try:
         data = request.data
-    except ParseError:
+    except (APIException, SuspiciousOperation):  # unparsable, of the wrong type or too large
         return ""
-    reason = data.get("reason", "") if isinstance(data, Mapping) else ""
-    return reason if isinstance(reason, str) else ""
+    value = data.get(name, "") if isinstance(data, Mapping) else ""
+    return value if isinstance(value, str) else ""
+
+
+def reason_for_audit(request) -> str:
+    return body_text(request, "reason")
 
 
 def refuse(request, *, agent, action, message, agent_slug=None, reason=""):

@@ -1,9 +1,12 @@
 """The seed's own endpoints on the default agent: same paths, fields and messages as its server.
 
 Clients written for the seed's FastAPI runner keep working: `/api/agent/status`, `start`, `stop`,
-`pause`, `resume`, `run-once` and `interval`, without trailing slashes, and errors as
-400 `{"detail": "Agent is already running"}`. Underneath, every request goes through the same
-services as the rest of the API and is audited the same way.
+`pause`, `resume`, `run-once` and `interval` (PUT, or POST as the fork's server also took it),
+without trailing slashes, and errors as 400 `{"detail": "Agent is already running"}`. The seed's
+own words where it had them ("Agent stopped successfully", "Interval must be at least 1 minute"),
+and its counters: `run_count` and `last_run` count successful cycles, `error_count` and
+`last_error` failed ones. Underneath, every request goes through the same services as the rest of
+the API and is audited the same way.
 """
 
 import logging
@@ -11,7 +14,7 @@ import logging
 from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.parsers import JSONParser
+from rest_framework.exceptions import NotFound
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,6 +22,8 @@ from rest_framework.views import APIView
 from runner import selectors, services
 from runner.api import docs, permissions
 from runner.api.control import control_request, find_agent, read_interval
+from runner.api.parsers import CONTROL_PARSERS
+from runner.api.refusals import AuditedRefusalMixin
 from runner.api.serializers import (
     IntervalSerializer,
     ReasonSerializer,
@@ -29,14 +34,18 @@ from runner.api.serializers import (
     SeedStatusSerializer,
 )
 from runner.api.throttling import CONTROL_SCOPE, ControlRateThrottle
-from runner.api.views import AuditedDenialMixin
 from runner.api.waiting import wait_for_run
 from runner.conf import conf
-from runner.models import AuditAction, RunStatus
+from runner.models import INTERVAL_MAX, INTERVAL_MIN, AuditAction, RunStatus
 
 logger = logging.getLogger(__name__)
 
 SEED_TOTALS = {"total_forecasts": 0, "total_trades": 0}
+# The seed's words for an interval out of range; other refusals keep the runner's.
+SEED_INTERVAL_MESSAGES = {
+    "min": f"Interval must be at least {INTERVAL_MIN} minute",
+    "max": f"Interval must be at most {INTERVAL_MAX} minutes",
+}
 
 
 def status_extras(agent) -> dict:
@@ -50,24 +59,34 @@ def status_extras(agent) -> dict:
     return extras
 
 
-def seed_error(message, *, field=None, code=status.HTTP_400_BAD_REQUEST):
+def seed_error(exc):
+    """A refusal in the seed's shape: 400 {"detail"}, with the field for bad input."""
+    message = exc.message
+    if exc.field == "interval_minutes" and getattr(exc, "bound", None):
+        message = SEED_INTERVAL_MESSAGES[exc.bound]
     body = {"detail": message}
-    if field:
-        body["field"] = field
-    return Response(body, status=code)
+    if exc.field:
+        body["field"] = exc.field
+    return Response(body, status=status.HTTP_400_BAD_REQUEST)
 
 
-class SeedAgentView(AuditedDenialMixin, APIView):
-    """Base of the seed endpoints: the default agent, JSON bodies, audited and throttled control."""
+class SeedAgentView(AuditedRefusalMixin, APIView):
+    """Base of the seed endpoints: the default agent, audited and throttled control, whose body
+    may be JSON, a form or multipart."""
 
     permission_classes = [permissions.RunnerPermission]
     throttle_classes = [ControlRateThrottle]
-    parser_classes = [JSONParser]
+    parser_classes = CONTROL_PARSERS
     audit_as = None  # the AuditAction of a control endpoint; None for reads
     body_fields = frozenset({"reason"})
 
     def is_control(self, request):
-        return self.audit_as is not None and request.method not in SAFE_METHODS
+        """A control request: an unsafe method this endpoint serves (a 405 is not audited)."""
+        return (
+            self.audit_as is not None
+            and request.method not in SAFE_METHODS
+            and hasattr(self, request.method.lower())
+        )
 
     @property
     def throttle_scope(self):
@@ -86,26 +105,23 @@ class SeedAgentView(AuditedDenialMixin, APIView):
     def default_agent(self):
         agent = find_agent(conf.RUNNER_DEFAULT_AGENT)
         if agent is None:
-            return None, seed_error(
+            raise NotFound(
                 f"The default agent {conf.RUNNER_DEFAULT_AGENT!r} does not exist "
-                "(run `python manage.py migrate`, or set RUNNER_DEFAULT_AGENT).",
-                code=status.HTTP_404_NOT_FOUND,
+                "(run `python manage.py migrate`, or set RUNNER_DEFAULT_AGENT)."
             )
-        return agent, None
+        return agent
 
     def control(self, request, respond):
         """The shared control ladder (runner.api.control) on the default agent; every refusal
         answers 400 in the seed's shape."""
-        agent, missing = self.default_agent()
-        if missing is not None:
-            return missing
+        agent = self.default_agent()
         return control_request(
             request,
             agent=agent,
             action=self.audit_as,
             fields=self.body_fields,
             call=lambda **inputs: respond(agent=agent, **inputs),
-            on_error=lambda exc: seed_error(exc.message, field=exc.field),
+            on_error=seed_error,
         )
 
 
@@ -118,17 +134,16 @@ class SeedStatusView(SeedAgentView):
         responses={200: SeedStatusSerializer, **docs.SEED_READ_ERRORS},
     )
     def get(self, request):
-        agent, missing = self.default_agent()
-        if missing is not None:
-            return missing
+        agent = self.default_agent()
         current = selectors.agent_status(agent)
         body = {
             "state": current["state"],
             "running": current["running"],
-            "last_run": current["last_run"],
+            # The seed counted successful cycles as runs; failed ones only as errors.
+            "last_run": current["last_success"],
             "next_run": current["next_run"],
             "interval_minutes": current["interval_minutes"],
-            "run_count": current["run_count"],
+            "run_count": current["success_count"],
             "error_count": current["error_count"],
             "last_error": current["last_error"] or None,
             **SEED_TOTALS,
@@ -185,7 +200,8 @@ class SeedStopView(SeedAgentView):
     )
     def post(self, request):
         return self.control(
-            request, _simple_transition(services.agent_stop, "stopped", "Agent stopped")
+            request,
+            _simple_transition(services.agent_stop, "stopped", "Agent stopped successfully"),
         )
 
 
@@ -281,32 +297,43 @@ class SeedRunOnceView(SeedAgentView):
         return self.control(request, respond)
 
 
+INTERVAL_SCHEMA = {
+    "tags": ["seed-compatible"],
+    "request": IntervalSerializer,
+    "responses": {200: SeedIntervalSerializer, **docs.SEED_CONTROL_ERRORS},
+}
+
+
 class SeedIntervalView(SeedAgentView):
     """Set the default agent's interval in minutes (1..10080)."""
 
     audit_as = AuditAction.SET_INTERVAL
     body_fields = frozenset({"interval_minutes", "reason"})
 
-    @extend_schema(
-        tags=["seed-compatible"],
-        summary="Seed-compatible: set the default agent's interval",
-        request=IntervalSerializer,
-        responses={200: SeedIntervalSerializer, **docs.SEED_CONTROL_ERRORS},
-    )
+    @extend_schema(summary="Seed-compatible: set the default agent's interval", **INTERVAL_SCHEMA)
     def put(self, request):
-        def respond(*, agent, body, reason, actor):
-            agent = services.agent_set_interval(
-                agent=agent, interval_minutes=read_interval(body), actor=actor, reason=reason
-            )
-            minutes = agent.interval_minutes
-            return Response(
-                SeedIntervalSerializer(
-                    {
-                        "status": "updated",
-                        "interval_minutes": minutes,
-                        "message": f"Interval updated to {minutes} minutes",
-                    }
-                ).data
-            )
+        return self.control(request, self.respond)
 
-        return self.control(request, respond)
+    @extend_schema(
+        summary="Seed-compatible: set the default agent's interval (POST, as the fork's server "
+        "also takes it)",
+        **INTERVAL_SCHEMA,
+    )
+    def post(self, request):
+        return self.control(request, self.respond)
+
+    @staticmethod
+    def respond(*, agent, body, reason, actor):
+        agent = services.agent_set_interval(
+            agent=agent, interval_minutes=read_interval(body), actor=actor, reason=reason
+        )
+        minutes = agent.interval_minutes
+        return Response(
+            SeedIntervalSerializer(
+                {
+                    "status": "updated",
+                    "interval_minutes": minutes,
+                    "message": f"Interval updated to {minutes} minutes",
+                }
+            ).data
+        )

@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping
 
+from django.db import models
 from rest_framework import serializers
 
 from runner.models import INTERVAL_MAX, INTERVAL_MIN, Agent, AuditEvent, CycleRun
@@ -28,6 +29,70 @@ class StrictInputMixin:
         return super().to_internal_value(data)
 
 
+def json_type_name(value):
+    """The JSON name of a parsed JSON value's type ("string", "number", ...)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    names = {str: "string", list: "array", dict: "object", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+class JSONTypedMixin:
+    """A field that takes only its own JSON type, where DRF would turn 0 into "0" or "30" into 30.
+
+    The configuration endpoints take JSON only, so a value of another type is a client's mistake.
+    """
+
+    expected = "a string"
+
+    def accepts(self, data):
+        return isinstance(data, str)
+
+    def to_internal_value(self, data):
+        if not self.accepts(data):
+            raise serializers.ValidationError(
+                f"Expected {self.expected}, got {json_type_name(data)}."
+            )
+        return super().to_internal_value(data)
+
+
+class StrictCharField(JSONTypedMixin, serializers.CharField):
+    pass
+
+
+class StrictSlugField(JSONTypedMixin, serializers.SlugField):
+    pass
+
+
+class StrictChoiceField(JSONTypedMixin, serializers.ChoiceField):
+    pass
+
+
+class StrictIntegerField(JSONTypedMixin, serializers.IntegerField):
+    """A JSON number with no fraction (30 or 30.0), never a string or a boolean; every refusal
+    names the allowed range."""
+
+    expected = "an integer"
+
+    def __init__(self, **kwargs):
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        if low is not None and high is not None:
+            self.expected = f"an integer from {low} to {high}"
+            message = f"Must be a whole number from {low} to {high}."
+            kwargs["error_messages"] = {
+                "invalid": message,
+                "min_value": message,
+                "max_value": message,
+                **kwargs.get("error_messages", {}),
+            }
+        super().__init__(**kwargs)
+
+    def accepts(self, data):
+        return isinstance(data, int | float) and not isinstance(data, bool)
+
+
 def _contains_nul(value):
     if isinstance(value, str):
         return "\x00" in value
@@ -40,6 +105,14 @@ def _contains_nul(value):
 
 class AgentSerializer(StrictInputMixin, serializers.ModelSerializer):
     """An agent: its configuration (editable) and its runner state and counters (read-only)."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.SlugField: StrictSlugField,
+        models.PositiveIntegerField: StrictIntegerField,
+    }
+    serializer_choice_field = StrictChoiceField
 
     class Meta:
         model = Agent

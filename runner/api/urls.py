@@ -4,14 +4,14 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from runner.api import seed, views
+from runner.api import records, seed, views
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.include_format_suffixes = False  # one URL per resource; JSON is the only format
 router.register("agents", views.AgentViewSet, basename="agent")
-router.register("runs", views.CycleRunViewSet, basename="run")
-router.register("events", views.AuditEventViewSet, basename="event")
+router.register("runs", records.CycleRunViewSet, basename="run")
+router.register("events", records.AuditEventViewSet, basename="event")
 
 # The seed's paths, exactly: no trailing slash.
 seed_urlpatterns = [

@@ -1,44 +1,33 @@
-"""The runner's REST resources: agents (with control actions), cycle runs and audit events.
+"""The agent resource: configuration (list, create, edit, delete) and the control actions.
 
 Each control action reads its input, makes one call into `runner.services`, and maps the
 domain errors: InvalidInput -> 400 naming the field, TransitionRefused -> 409 with the state.
+Configuration takes JSON only; control takes JSON, form and multipart bodies. Every refused
+control or configuration request is audited once (see `runner.api.refusals`).
 """
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.utils.dateparse import parse_datetime
-from django.utils.timezone import is_naive, make_aware
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import JSONParser
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from runner import selectors, services
 from runner.api import docs, permissions
-from runner.api.control import (
-    actor_for,
-    control_request,
-    find_agent,
-    read_interval,
-    reason_for_audit,
-    refuse,
-)
-from runner.api.filters import AuditEventFilter, RunFilter, StrictQueryFilterBackend, to_utc
+from runner.api.control import actor_for, body_text, control_request, find_agent, read_interval
+from runner.api.parsers import CONFIG_PARSERS, CONTROL_PARSERS
+from runner.api.refusals import AuditedRefusalMixin, mark_audited
 from runner.api.serializers import (
     AgentCreateSerializer,
     AgentSerializer,
     AgentStatusSerializer,
-    AuditEventSerializer,
-    CycleRunDetailSerializer,
     CycleRunSerializer,
     IntervalSerializer,
     ReasonSerializer,
 )
 from runner.api.throttling import CONTROL_SCOPE, ControlRateThrottle
 from runner.errors import InvalidInput, RunnerError, TransitionRefused
-from runner.models import INTERVAL_MAX, INTERVAL_MIN, Agent, AuditAction, AuditEvent, CycleRun
+from runner.models import INTERVAL_MAX, INTERVAL_MIN, Agent, AuditAction
 
 CONTROL_ACTIONS = {
     "start": AuditAction.START,
@@ -61,8 +50,9 @@ def refused_response(exc: TransitionRefused):
 
 
 def invalid_input(exc: InvalidInput):
+    """The 400 of input a service (or the control ladder) refused, and so already audited."""
     errors = getattr(exc, "errors", None) or {exc.field or "non_field_errors": [exc.message]}
-    return ValidationError(errors)
+    return mark_audited(ValidationError(errors))
 
 
 def api_error(exc: RunnerError):
@@ -70,32 +60,6 @@ def api_error(exc: RunnerError):
     if isinstance(exc, InvalidInput):
         raise invalid_input(exc)
     return refused_response(exc)
-
-
-class AuditedDenialMixin:
-    """Audit a permitted user's control or configuration request that lacks the permission."""
-
-    def audit_action(self):
-        raise NotImplementedError
-
-    def audit_agent(self):
-        """(agent or None, slug asked for) of the request, without raising."""
-        raise NotImplementedError
-
-    def permission_denied(self, request, message=None, code=None):
-        action = self.audit_action()
-        if action is not None and request.user and request.user.is_authenticated:
-            agent, slug = self.audit_agent()
-            needed = self.required_permission(request)
-            refuse(
-                request,
-                agent=agent,
-                agent_slug=None if agent is not None else slug,
-                action=action,
-                message=f"Permission denied: {needed} is required.",
-                reason=reason_for_audit(request),
-            )
-        super().permission_denied(request, message=message, code=code)
 
 
 @extend_schema_view(
@@ -128,7 +92,7 @@ class AuditedDenialMixin:
         },
     ),
 )
-class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
+class AgentViewSet(AuditedRefusalMixin, viewsets.ModelViewSet):
     """Agents by slug. State and counters are read-only; change them with the control actions."""
 
     queryset = Agent.objects.all()
@@ -137,7 +101,7 @@ class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
     lookup_value_regex = r"[^/\x00]+"  # any slug-ish text reaches the view (and its JSON 404)
     permission_classes = [permissions.RunnerPermission]
     throttle_classes = [ControlRateThrottle]
-    parser_classes = [JSONParser]
+    parser_classes = CONFIG_PARSERS
     pagination_class = None
     filter_backends = []
 
@@ -146,8 +110,13 @@ class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
         return CONTROL_SCOPE if self.action in CONTROL_ACTIONS else None
 
     def get_serializer_class(self):
+        """The input of the action (the browsable API's forms show it)."""
         if self.action == "create":
             return AgentCreateSerializer
+        if self.action == "interval":
+            return IntervalSerializer
+        if self.action in CONTROL_ACTIONS:
+            return ReasonSerializer
         return AgentSerializer
 
     def required_permission(self, request):
@@ -165,6 +134,8 @@ class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
         return None
 
     def audit_agent(self):
+        if self.action == "create":
+            return None, body_text(self.request, "slug")
         slug = self.kwargs.get(self.lookup_field, "")
         return find_agent(slug), slug
 
@@ -238,7 +209,7 @@ class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
         request=ReasonSerializer,
         responses={200: AgentSerializer, **docs.CONTROL_ERRORS},
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], parser_classes=CONTROL_PARSERS)
     def start(self, request, slug=None):
         return self._transition(request, "start")
 
@@ -247,7 +218,7 @@ class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
         request=ReasonSerializer,
         responses={200: AgentSerializer, **docs.CONTROL_ERRORS},
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], parser_classes=CONTROL_PARSERS)
     def stop(self, request, slug=None):
         return self._transition(request, "stop")
 
@@ -256,7 +227,7 @@ class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
         request=ReasonSerializer,
         responses={200: AgentSerializer, **docs.CONTROL_ERRORS},
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], parser_classes=CONTROL_PARSERS)
     def pause(self, request, slug=None):
         return self._transition(request, "pause")
 
@@ -265,7 +236,7 @@ class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
         request=ReasonSerializer,
         responses={200: AgentSerializer, **docs.CONTROL_ERRORS},
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], parser_classes=CONTROL_PARSERS)
     def resume(self, request, slug=None):
         return self._transition(request, "resume")
 
@@ -274,7 +245,13 @@ class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
         request=ReasonSerializer,
         responses={202: CycleRunSerializer, **docs.CONTROL_ERRORS},
     )
-    @action(detail=True, methods=["post"], url_path="run-once", url_name="run-once")
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="run-once",
+        url_name="run-once",
+        parser_classes=CONTROL_PARSERS,
+    )
     def run_once(self, request, slug=None):
         def call(*, agent, body, reason, actor):
             run = services.agent_run_once(agent=agent, actor=actor, reason=reason)
@@ -287,7 +264,7 @@ class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
         request=IntervalSerializer,
         responses={200: AgentSerializer, **docs.CONTROL_ERRORS},
     )
-    @action(detail=True, methods=["put"])
+    @action(detail=True, methods=["put"], parser_classes=CONTROL_PARSERS)
     def interval(self, request, slug=None):
         def call(*, agent, body, reason, actor):
             agent = services.agent_set_interval(
@@ -296,78 +273,3 @@ class AgentViewSet(AuditedDenialMixin, viewsets.ModelViewSet):
             return Response(AgentSerializer(agent).data)
 
         return self._control(request, fields={"interval_minutes", "reason"}, call=call)
-
-
-class NewestFirstCursor(CursorPagination):
-    """50 per page; a cursor whose position is not a time is an invalid cursor (404), not a 500."""
-
-    page_size = 50
-
-    def decode_cursor(self, request):
-        cursor = super().decode_cursor(request)
-        if cursor is None or cursor.position is None:
-            return cursor
-        moment = parse_datetime(cursor.position) if "\x00" not in cursor.position else None
-        if moment is None:
-            raise NotFound(self.invalid_cursor_message)
-        try:
-            return cursor._replace(
-                position=to_utc(make_aware(moment) if is_naive(moment) else moment).isoformat()
-            )
-        except (DjangoValidationError, ValueError, OverflowError):
-            raise NotFound(self.invalid_cursor_message) from None
-
-
-class RunCursor(NewestFirstCursor):
-    ordering = ("-queued_at", "-id")
-
-
-class EventCursor(NewestFirstCursor):
-    ordering = ("-created_at", "-id")
-
-
-class ReadOnlyRunnerViewSet(viewsets.ReadOnlyModelViewSet):
-    permission_classes = [permissions.RunnerPermission]
-    filter_backends = [StrictQueryFilterBackend]
-
-    def required_permission(self, request):
-        return permissions.VIEW
-
-
-@extend_schema_view(
-    list=extend_schema(
-        summary="Cycle runs, newest first",
-        responses={200: CycleRunSerializer(many=True), **docs.LIST_ERRORS},
-    ),
-    retrieve=extend_schema(
-        summary="One cycle run with its log lines",
-        responses={200: CycleRunDetailSerializer, **docs.READ_ERRORS},
-    ),
-)
-class CycleRunViewSet(ReadOnlyRunnerViewSet):
-    """One record per cycle: trigger, who asked, timing, worker, outcome."""
-
-    queryset = CycleRun.objects.select_related("agent", "requested_by")
-    filterset_class = RunFilter
-    pagination_class = RunCursor
-
-    def get_serializer_class(self):
-        return CycleRunDetailSerializer if self.action == "retrieve" else CycleRunSerializer
-
-
-@extend_schema_view(
-    list=extend_schema(
-        summary="The audit trail, newest first",
-        responses={200: AuditEventSerializer(many=True), **docs.LIST_ERRORS},
-    ),
-    retrieve=extend_schema(
-        summary="One audit event", responses={200: AuditEventSerializer, **docs.READ_ERRORS}
-    ),
-)
-class AuditEventViewSet(ReadOnlyRunnerViewSet):
-    """Every control request, applied or refused (append-only)."""
-
-    queryset = AuditEvent.objects.all()
-    serializer_class = AuditEventSerializer
-    filterset_class = AuditEventFilter
-    pagination_class = EventCursor

@@ -16,7 +16,18 @@ from runner.actors import Actor
 from runner.errors import InvalidInput, RunnerError
 from runner.models import Agent, AuditEvent, AuditOutcome, CycleRun
 from runner.services.state import copy_agent
-from runner.validation import REASON_MAX_LENGTH, parse_reason
+from runner.validation import REASON_MAX_LENGTH, parse_reason, without_lone_surrogates
+
+
+def storable(text, limit=None):
+    """Text as a database column can hold it: no NUL, no lone surrogate, at most `limit` long.
+
+    Services validate what they record; this is the last guard for text that came from anywhere
+    (an error message quoting the input, a slug from a URL, a command-line argument).
+    """
+    if not isinstance(text, str):
+        return ""
+    return without_lone_surrogates(text.replace("\x00", ""))[:limit]
 
 
 def record_event(
@@ -33,19 +44,21 @@ def record_event(
     refusal_reason="",
     agent_slug=None,
 ):
+    if agent_slug is None:
+        agent_slug = agent.slug if agent is not None else ""
     return AuditEvent.objects.create(
         agent_id=agent.pk if agent is not None else None,
-        agent_slug=agent_slug if agent_slug is not None else (agent.slug if agent else ""),
+        agent_slug=storable(agent_slug, AuditEvent._meta.get_field("agent_slug").max_length),
         action=action,
         outcome=outcome,
-        refusal_reason=refusal_reason,
+        refusal_reason=storable(refusal_reason),
         actor=actor.user if actor.user is not None and actor.user.pk else None,
-        actor_username=actor.username,
+        actor_username=storable(actor.username),
         source=actor.source,
         state_before=state_before,
         state_after=state_after,
         changes=changes or {},
-        reason=reason,
+        reason=storable(reason),
         client_ip=actor.client_ip or None,
         request_id=actor.request_id,
         created_at=now,
@@ -58,13 +71,15 @@ class Change:
 
     result: object = None
     changes: dict | None = None
+    record: bool = True  # False: the request changed nothing and needs no event
 
 
 def audited(*, agent, action, actor: Actor, reason, now, apply):
     """Lock the agent, apply one request and record its event; refusals are recorded, then raised.
 
     `apply(locked_agent, change)` checks the request and writes its effect; it raises a
-    RunnerError before writing anything when it refuses. Returns `change.result` or the agent.
+    RunnerError before writing anything when it refuses, and may set `change.record = False`
+    when it had nothing to do. Returns `change.result` or the agent.
     """
     now = now or timezone.now()
     try:
@@ -93,7 +108,7 @@ def audited(*, agent, action, actor: Actor, reason, now, apply):
                 reason=reason,
                 refusal_reason=exc.message,
             )
-        else:
+        if refusal is None and change.record:
             event = record_event(
                 agent=locked,
                 action=action,
@@ -114,11 +129,12 @@ def audited(*, agent, action, actor: Actor, reason, now, apply):
     return change.result if change.result is not None else agent
 
 
-def refuse(*, agent, action, actor, now, error: RunnerError, reason):
+def refuse(*, agent, action, actor, now, error: RunnerError, reason, agent_slug=None):
     """Record a request refused before it reached the agent's lock (its input was bad)."""
     with transaction.atomic():
         record_event(
             agent=agent,
+            agent_slug=agent_slug,
             action=action,
             actor=actor,
             outcome=AuditOutcome.REFUSED,
@@ -139,19 +155,14 @@ def control_refused(
     For refusals the services cannot see themselves, such as a user without `runner.control_agent`
     forging a control POST, or an API body of the wrong shape: the attempt still leaves one
     `refused` event, and nothing else changes. `agent` may be None (an unknown slug, kept in
-    `agent_slug`). What the request carried may be anything; PostgreSQL text cannot hold NUL.
+    `agent_slug`). What the request carried may be anything: `record_event` makes it storable.
     """
     now = now or timezone.now()
-    slug_length = AuditEvent._meta.get_field("agent_slug").max_length
-
-    def storable(text, limit=None):
-        return text.replace("\x00", "")[:limit] if isinstance(text, str) else ""
-
     state = agent.state if agent is not None else ""
     with transaction.atomic():
         return record_event(
             agent=agent,
-            agent_slug=storable(agent_slug, slug_length) if agent_slug is not None else None,
+            agent_slug=agent_slug,
             action=action,
             actor=actor,
             outcome=AuditOutcome.REFUSED,
@@ -159,5 +170,5 @@ def control_refused(
             state_before=state,
             state_after=state,
             reason=storable(reason, REASON_MAX_LENGTH),
-            refusal_reason=storable(message),
+            refusal_reason=message,
         )

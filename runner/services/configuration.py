@@ -41,7 +41,15 @@ def agent_create(*, values: dict, actor: Actor, reason="", now=None) -> Agent:
         agent.full_clean()
     except ValidationError as exc:
         error = _input_error(exc)
-        refuse(agent=None, action=AuditAction.CREATE, actor=actor, now=now, error=error, reason="")
+        refuse(
+            agent=None,
+            agent_slug=agent.slug,
+            action=AuditAction.CREATE,
+            actor=actor,
+            now=now,
+            error=error,
+            reason="",
+        )
         raise error from exc
     with transaction.atomic():
         agent.save()
@@ -59,7 +67,11 @@ def agent_create(*, values: dict, actor: Actor, reason="", now=None) -> Agent:
 
 
 def agent_update_config(*, agent, values: dict, actor: Actor, reason="", now=None) -> Agent:
-    """Edit configuration fields only (never state), validated, audited with before/after."""
+    """Edit configuration fields only (never state), validated, audited with before/after.
+
+    An edit that changes nothing saves nothing and writes no event, unless it came with a
+    reason: then the reason is kept in an applied event with no changes.
+    """
     now = now or timezone.now()
     unknown = set(values) - set(Agent.CONFIG_FIELDS)
     if unknown:
@@ -85,6 +97,9 @@ def agent_update_config(*, agent, values: dict, actor: Actor, reason="", now=Non
             for name in Agent.CONFIG_FIELDS
             if before[name] != after[name]
         }
+        if not change.changes:
+            change.record = bool(reason)
+            return
         if "interval_minutes" in change.changes:
             retime(locked, now)
         save_state(locked, *Agent.CONFIG_FIELDS, "next_run", "paused_next_run")

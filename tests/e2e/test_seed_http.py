@@ -6,7 +6,6 @@ import shlex
 import subprocess
 import time
 
-import httpx
 import pytest
 
 from tests.support.http_server import running_server
@@ -53,11 +52,7 @@ def server():
 
 @pytest.fixture
 def http(server):
-    with httpx.Client(
-        base_url=server.base_url,
-        headers={"Authorization": f"Token {server.token}"},
-        timeout=60,
-    ) as client:
+    with server.client() as client:
         yield client
 
 
@@ -92,7 +87,7 @@ def test_the_seed_curl_sequence_against_a_real_server(server, http):
     assert re.match(r"\d{4}-\d\d-\d\dT", run_once["completed_at"])
     assert paused == {"status": "paused", "message": "Agent paused"}
     assert resumed == {"status": "resumed", "message": "Agent resumed"}
-    assert stopped == {"status": "stopped", "message": "Agent stopped"}
+    assert stopped == {"status": "stopped", "message": "Agent stopped successfully"}
     events = [
         e
         for e in http.get("/api/events/", params={"source": "api"}).json()["results"]

@@ -27,6 +27,14 @@ class Server(NamedTuple):
     setup_output: list  # lines printed by setup_code
     log_path: Path  # gunicorn's log, including tracebacks of server errors
 
+    def client(self):
+        """An httpx client of this server, authenticated by the token (close it, or use `with`)."""
+        import httpx
+
+        return httpx.Client(
+            base_url=self.base_url, headers={"Authorization": f"Token {self.token}"}, timeout=60
+        )
+
 
 LISTENING = re.compile(r"Listening at: (http://127\.0\.0\.1:\d+)")
 ACCESS_LOG = ["--access-logfile", "-", "--access-logformat", "access %(p)s %(m)s %(U)s %(s)s"]

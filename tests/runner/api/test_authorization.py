@@ -46,6 +46,7 @@ EXPECTED = {
     ("api:seed-resume", "POST"): (CONTROL, None, "paused"),
     ("api:seed-run-once", "POST"): (CONTROL, None, "stopped"),
     ("api:seed-interval", "PUT"): (CONTROL, {"interval_minutes": 5}, "stopped"),
+    ("api:seed-interval", "POST"): (CONTROL, {"interval_minutes": 5}, "stopped"),
     ("api-agent-report", "GET"): (VIEW, None, "stopped"),
     ("api-reports", "GET"): (VIEW, None, "stopped"),
     ("forecast-list", "GET"): (VIEW, None, "stopped"),

@@ -75,3 +75,56 @@ def test_create_with_unknown_kind_is_refused():
     assert "Unknown agent kind 'nope'" in refused.value.message
     assert not Agent.objects.filter(slug="x").exists()
     assert AuditEvent.objects.filter(action="create", outcome="refused").count() == 1
+
+
+def test_an_edit_that_changes_nothing_writes_no_event(api_actor):
+    agent = AgentFactory(timeout_seconds=300, name="Same", parameters={"value": 1})
+    updated_at = agent.updated_at
+    result = services.agent_update_config(
+        agent=agent, values={"timeout_seconds": 300, "name": "Same"}, actor=api_actor
+    )
+    assert result.timeout_seconds == 300
+    assert events(agent) == []
+    agent.refresh_from_db()
+    assert agent.updated_at == updated_at  # not even saved
+
+
+def test_an_edit_that_changes_nothing_keeps_the_reason_it_was_given(api_actor):
+    agent = AgentFactory(timeout_seconds=300, parameters={"value": 1})
+    services.agent_update_config(
+        agent=agent, values={"timeout_seconds": 300}, actor=api_actor, reason="reviewed, fine"
+    )
+    [event] = events(agent)
+    assert (event.action, event.outcome, event.changes, event.reason) == (
+        "configure", "applied", {}, "reviewed, fine",
+    )  # fmt: skip
+
+
+def test_a_reason_with_a_lone_surrogate_is_refused(api_actor):
+    """The CLI reads arguments with surrogateescape, so undecodable bytes arrive as lone
+    surrogates; no database text column can store them."""
+    agent = AgentFactory()
+    with pytest.raises(InvalidInput) as refused:
+        services.agent_start(agent=agent, actor=api_actor, reason="bad \udcff byte")
+    assert refused.value.field == "reason"
+    agent.refresh_from_db()
+    assert agent.state == "stopped"
+    [event] = events(agent)
+    assert (event.outcome, event.reason) == ("refused", "")
+
+
+def test_the_audit_writer_never_stores_a_lone_surrogate(api_actor):
+    agent = AgentFactory()
+    event = services.control_refused(
+        agent=None,
+        agent_slug="sl\ud800ug",
+        action="start",
+        actor=api_actor,
+        message="refused: \udfff",
+        reason="why \ud83d",
+    )
+    event.refresh_from_db()
+    assert (event.agent_slug, event.refusal_reason, event.reason) == (
+        "sl\ufffdug", "refused: \ufffd", "why \ufffd",
+    )  # fmt: skip
+    assert agent.state == "stopped"
