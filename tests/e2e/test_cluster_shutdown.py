@@ -1,0 +1,121 @@
+"""A real `manage.py qcluster` under a process manager's SIGTERM: it exits within its grace period,
+and the cycle it was running ends `cancelled` (or finished), never left `running`.
+
+systemd's default (KillMode=control-group) sends SIGTERM to every process of the service at once,
+as `kill -TERM -<pgid>` does here: the cluster is started in its own session, so its process group
+is exactly the cluster's processes. Before runner.cluster_stop such a cluster hung in its signal
+handler, and its cycle stayed `running` until the lease ran out.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from runner import services
+from runner.actors import Actor
+from runner.cluster_stop import STOP_SEQUENCE_SECONDS
+from runner.models import CycleRun, RunStatus
+from tests.factories import AgentFactory
+from tests.support.processes import LEASE_SECONDS, Processes, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+GRACE_SECONDS = 20
+
+
+@pytest.fixture
+def procs(transactional_db, tmp_path, settings):
+    settings.RUNNER_LEASE_SECONDS = LEASE_SECONDS
+    processes = Processes(tmp_path, workers=2)
+    processes.env["RUNNER_SHUTDOWN_GRACE_SECONDS"] = str(GRACE_SECONDS)
+    yield processes
+    processes.stop_all()
+
+
+def start_cycle(procs, *, kind, parameters):
+    """Start a cluster, queue one manual cycle and wait until a worker runs it and has logged."""
+    cluster = procs.start_cluster()
+    agent = AgentFactory(kind=kind, parameters=parameters, timeout_seconds=600)
+    queued = services.agent_run_once(agent=agent, actor=Actor.cli(), reason="shutdown test")
+    wait_for(
+        lambda: CycleRun.objects.filter(pk=queued.pk, status=RunStatus.RUNNING)
+        .exclude(log_lines=[])
+        .exists(),
+        timeout=30,
+        message="the cycle to run and flush its first log line",
+    )
+    return cluster, queued.pk
+
+
+def stop_and_time(cluster, *, whole_group, timeout):
+    started = time.monotonic()
+    if whole_group:
+        os.killpg(cluster.pid, signal.SIGTERM)
+    else:
+        cluster.send_signal(signal.SIGTERM)
+    try:
+        code = cluster.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"qcluster still running {timeout} s after SIGTERM") from None
+    return code, time.monotonic() - started
+
+
+def group_is_gone(pgid):
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_group_sigterm_cancels_the_cycle_at_its_checkpoint_and_the_cluster_exits(procs):
+    cluster, run_id = start_cycle(procs, kind="test-chatty", parameters={"steps": 300, "every": 0.1})
+
+    code, took = stop_and_time(cluster, whole_group=True, timeout=GRACE_SECONDS)
+
+    assert code == 0, procs.output(cluster)
+    # A cooperative cycle stops at its next checkpoint: well inside the grace period.
+    assert took < GRACE_SECONDS / 2, f"took {took:.1f} s"
+    wait_for(lambda: group_is_gone(cluster.pid), timeout=10, message="every cluster process")
+    run = CycleRun.objects.get(pk=run_id)
+    assert run.status == RunStatus.CANCELLED
+    assert "shutting down (SIGTERM)" in run.error_message
+    assert run.finished_at is not None and run.lease_expires_at is not None
+    assert any("step 1 of 300" in line for line in run.log_lines)
+    assert not CycleRun.objects.filter(status=RunStatus.RUNNING).exists()
+    assert "got SIGTERM" in procs.output(cluster)
+
+
+def test_sigterm_to_the_main_process_alone_stops_the_cycle_the_same_way(procs):
+    """`kill <pid>` or systemd's KillMode=mixed: the cluster passes SIGTERM on to its workers."""
+    cluster, run_id = start_cycle(procs, kind="test-chatty", parameters={"steps": 300, "every": 0.1})
+
+    code, took = stop_and_time(cluster, whole_group=False, timeout=GRACE_SECONDS)
+
+    assert code == 0, procs.output(cluster)
+    assert took < GRACE_SECONDS / 2, f"took {took:.1f} s"
+    wait_for(lambda: group_is_gone(cluster.pid), timeout=10, message="every cluster process")
+    assert CycleRun.objects.get(pk=run_id).status == RunStatus.CANCELLED
+
+
+def test_a_cycle_that_never_checkpoints_is_killed_after_the_grace_and_recorded_cancelled(procs):
+    grace = 3
+    procs.env["RUNNER_SHUTDOWN_GRACE_SECONDS"] = str(grace)
+    cluster, run_id = start_cycle(procs, kind="test-stubborn", parameters={"seconds": 300})
+
+    code, took = stop_and_time(cluster, whole_group=True, timeout=grace + STOP_SEQUENCE_SECONDS)
+
+    assert code == 0, procs.output(cluster)
+    assert grace <= took < grace + STOP_SEQUENCE_SECONDS, f"took {took:.1f} s"
+    wait_for(lambda: group_is_gone(cluster.pid), timeout=10, message="every cluster process")
+    run = CycleRun.objects.get(pk=run_id)
+    assert run.status == RunStatus.CANCELLED
+    assert run.error_type == "WorkerShutdown"
+    assert f"RUNNER_SHUTDOWN_GRACE_SECONDS ({grace} s)" in run.error_message
+    assert any("sleeping 300" in line for line in run.log_lines)  # flushed before the kill
+    assert run.agent.run_count == 1 and run.agent.error_count == 0
