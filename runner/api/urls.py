@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from runner.api import records, seed, views
+from runner.api import live, records, seed, views
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -25,6 +25,7 @@ seed_urlpatterns = [
 ]
 
 urlpatterns = [
+    path("runs/<int:id>/log/", live.RunLogView.as_view(), name="run-log"),
     *router.urls,
     *seed_urlpatterns,
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

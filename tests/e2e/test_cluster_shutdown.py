@@ -43,9 +43,11 @@ def start_cycle(procs, *, kind, parameters):
     agent = AgentFactory(kind=kind, parameters=parameters, timeout_seconds=600)
     queued = services.agent_run_once(agent=agent, actor=Actor.cli(), reason="shutdown test")
     wait_for(
-        lambda: CycleRun.objects.filter(pk=queued.pk, status=RunStatus.RUNNING)
-        .exclude(log_lines=[])
-        .exists(),
+        lambda: (
+            CycleRun.objects.filter(pk=queued.pk, status=RunStatus.RUNNING)
+            .exclude(log_lines=[])
+            .exists()
+        ),
         timeout=30,
         message="the cycle to run and flush its first log line",
     )
@@ -74,7 +76,9 @@ def group_is_gone(pgid):
 
 
 def test_group_sigterm_cancels_the_cycle_at_its_checkpoint_and_the_cluster_exits(procs):
-    cluster, run_id = start_cycle(procs, kind="test-chatty", parameters={"steps": 300, "every": 0.1})
+    cluster, run_id = start_cycle(
+        procs, kind="test-chatty", parameters={"steps": 300, "every": 0.1}
+    )
 
     code, took = stop_and_time(cluster, whole_group=True, timeout=GRACE_SECONDS)
 
@@ -93,7 +97,9 @@ def test_group_sigterm_cancels_the_cycle_at_its_checkpoint_and_the_cluster_exits
 
 def test_sigterm_to_the_main_process_alone_stops_the_cycle_the_same_way(procs):
     """`kill <pid>` or systemd's KillMode=mixed: the cluster passes SIGTERM on to its workers."""
-    cluster, run_id = start_cycle(procs, kind="test-chatty", parameters={"steps": 300, "every": 0.1})
+    cluster, run_id = start_cycle(
+        procs, kind="test-chatty", parameters={"steps": 300, "every": 0.1}
+    )
 
     code, took = stop_and_time(cluster, whole_group=False, timeout=GRACE_SECONDS)
 

@@ -94,8 +94,9 @@ def test_each_service_stops_within_its_timeout_when_its_group_gets_sigterm(name,
         )
     try:
         wait_for(
-            lambda: SERVICES[name] in log_path.read_text(errors="replace")
-            or process.poll() is not None,
+            lambda: (
+                SERVICES[name] in log_path.read_text(errors="replace") or process.poll() is not None
+            ),
             timeout=60,
             message=f"{name} to start",
         )
