@@ -7,6 +7,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from runner import selectors, services
+from runner.admin import live
 from runner.admin.display import badge, changes_html, moment_html, run_status_badge
 from runner.admin.runs import RUN_HEAVY_FIELDS
 from runner.models import INTERVAL_MAX, INTERVAL_MIN, AuditAction, AuditEvent, CycleRun
@@ -79,6 +80,7 @@ def control_room(agent, *, can_control) -> dict:
         "last_run_badge": run_status_badge(last_run.status) if last_run else "—",
         "last_success": moment_html(agent.last_success, now),
         "in_flight": in_flight,
+        "in_flight_live": live.in_flight(in_flight, now),
         "can_control": can_control,
         "controls": [CONTROLS[verb] for verb in controls],
         "interval_min": INTERVAL_MIN,

@@ -44,4 +44,3 @@ def test_a_worker_told_to_stop_claims_nothing_and_leaves_the_run_queued(sigterm_
     assert tasks.run_scheduled_cycle(agent.pk) == {"ran": False, "reason": shutdown.LEFT_FOR_LATER}
     assert CycleRun.objects.get(pk=run.pk).status == "queued"
     assert CycleRun.objects.filter(agent=agent).count() == 1
-
