@@ -114,14 +114,19 @@
     return true;
   }
 
-  function swap(region, replacement) {
+  function typingIn(region) {
     var focused = document.activeElement;
-    if (focused && focused !== document.body && region.contains(focused) &&
-        /^(INPUT|SELECT|TEXTAREA)$/.test(focused.tagName)) {
-      return true; // never pull an input away from someone typing in it
-    }
+    return Boolean(focused && region.contains(focused) &&
+      (/^(SELECT|TEXTAREA)$/.test(focused.tagName) ||
+       (focused.tagName === "INPUT" && !/^(checkbox|radio|button|submit)$/.test(focused.type))));
+  }
+
+  function swap(region, replacement) {
     if (region.querySelector("input.action-select")) {
       return swapCells(region, replacement);
+    }
+    if (typingIn(region)) {
+      return true; // never pull an input away from someone typing in it
     }
     region.innerHTML = replacement.innerHTML;
     return true;
