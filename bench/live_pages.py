@@ -40,16 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
-from bench.common import (  # noqa: E402
-    Process,
-    django_env,
-    django_shell,
-    ensure_database,
-    free_port,
-    manage,
-    percentile,
-    wait_for,
-)
+from bench import common  # noqa: E402
 
 AGENTS = 50
 SETTLE_SECONDS = 12  # PostgreSQL's idle backends publish their counters within ~10 s
@@ -258,44 +249,25 @@ def main():
     parser.add_argument("--poll-seconds", type=float, default=1.0)
     args = parser.parse_args()
 
-    ensure_database(args.database_url)
-    env = django_env(
+    common.ensure_database(args.database_url)
+    env = common.django_env(
         args.database_url,
         LOG_LEVEL="WARNING",
         RUNNER_LIVE_POLL_SECONDS=args.poll_seconds,
         DATABASE_CONN_MAX_AGE=600,
     )
-    manage(env, "migrate", "--noinput")
-    setup = json.loads(django_shell(env, SETUP).strip().splitlines()[-1])
+    common.manage(env, "migrate", "--noinput")
+    setup = json.loads(common.django_shell(env, SETUP).strip().splitlines()[-1])
     page_url = {
         "agent": f"/admin/runner/agent/{setup['agent_id']}/change/",
         "agents": "/admin/runner/agent/",
         "overview": "/admin/runner/overview/",
         "runs": "/admin/runner/cyclerun/",
     }[args.page]
-    port = free_port()
+    port = common.free_port()
     base_url = f"http://127.0.0.1:{port}"
     logs = Path(tempfile.mkdtemp(prefix="bench-live-pages-"))
-    server = Process(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--threads",
-            "8",
-            "--worker-class",
-            "gthread",
-            "--keep-alive",
-            "30",
-        ],
-        env,
-        logs / "gunicorn.log",
-    )
+    server = common.gunicorn(port, env, logs / "gunicorn.log", workers=2, threads=8)
 
     def tabs(count, change=False):
         def run(start):
@@ -321,7 +293,9 @@ def main():
         return run
 
     try:
-        wait_for(lambda: httpx.get(f"{base_url}/livez").status_code == 200, 60, what="/livez")
+        common.wait_for(
+            lambda: httpx.get(f"{base_url}/livez").status_code == 200, 60, what="/livez"
+        )
         asyncio.run(open_tabs(base_url, setup["session"], page_url, 2, 3, args.poll_seconds))
         windows = [
             measure("1 tab (baseline)", args.database_url, server.pid, tabs(1)),
@@ -353,8 +327,8 @@ def main():
         print(
             f"{w.name:<20} {t.polls / w.seconds:>8.1f} {share:>6.0%} "
             f"{t.page_loads / w.seconds:>8.2f} {w.xact_rate:>10.1f} {w.cpu_rate:>8.3f} "
-            f"{percentile(t.poll_latencies, 0.5) * 1000:>7.1f} "
-            f"{percentile(t.poll_latencies, 0.99) * 1000:>7.1f} "
+            f"{common.percentile(t.poll_latencies, 0.5) * 1000:>7.1f} "
+            f"{common.percentile(t.poll_latencies, 0.99) * 1000:>7.1f} "
             f"{w.request_rate / base.request_rate:>6.1f} {w.xact_rate / base.xact_rate:>6.1f} "
             f"{w.cpu_rate / base.cpu_rate:>6.1f}"
         )

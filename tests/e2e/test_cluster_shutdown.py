@@ -75,12 +75,19 @@ def group_is_gone(pgid):
     return False
 
 
-def test_group_sigterm_cancels_the_cycle_at_its_checkpoint_and_the_cluster_exits(procs):
+@pytest.mark.parametrize(
+    "whole_group",
+    [True, False],
+    ids=["sigterm-to-the-group", "sigterm-to-the-main-process-alone"],
+)
+def test_sigterm_cancels_the_cycle_at_its_checkpoint_and_the_cluster_exits(procs, whole_group):
+    """The whole group (systemd's default), or the main process alone (`kill <pid>`, systemd's
+    KillMode=mixed: the cluster passes SIGTERM on to its workers)."""
     cluster, run_id = start_cycle(
         procs, kind="test-chatty", parameters={"steps": 300, "every": 0.1}
     )
 
-    code, took = stop_and_time(cluster, whole_group=True, timeout=GRACE_SECONDS)
+    code, took = stop_and_time(cluster, whole_group=whole_group, timeout=GRACE_SECONDS)
 
     assert code == 0, procs.output(cluster)
     # A cooperative cycle stops at its next checkpoint: well inside the grace period.
@@ -93,20 +100,6 @@ def test_group_sigterm_cancels_the_cycle_at_its_checkpoint_and_the_cluster_exits
     assert any("step 1 of 300" in line for line in run.log_lines)
     assert not CycleRun.objects.filter(status=RunStatus.RUNNING).exists()
     assert "got SIGTERM" in procs.output(cluster)
-
-
-def test_sigterm_to_the_main_process_alone_stops_the_cycle_the_same_way(procs):
-    """`kill <pid>` or systemd's KillMode=mixed: the cluster passes SIGTERM on to its workers."""
-    cluster, run_id = start_cycle(
-        procs, kind="test-chatty", parameters={"steps": 300, "every": 0.1}
-    )
-
-    code, took = stop_and_time(cluster, whole_group=False, timeout=GRACE_SECONDS)
-
-    assert code == 0, procs.output(cluster)
-    assert took < GRACE_SECONDS / 2, f"took {took:.1f} s"
-    wait_for(lambda: group_is_gone(cluster.pid), timeout=10, message="every cluster process")
-    assert CycleRun.objects.get(pk=run_id).status == RunStatus.CANCELLED
 
 
 def test_a_cycle_that_never_checkpoints_is_killed_after_the_grace_and_recorded_cancelled(procs):
