@@ -108,6 +108,8 @@ class AgentAdmin(AgentControlsMixin, admin.ModelAdmin):
 
     @admin.display(description="Next run", ordering="next_run")
     def next_run_display(self, agent):
+        if agent.state == AgentState.PAUSED and agent.paused_until:
+            return format_html("resumes {}", humanize_moment(agent.paused_until))
         if agent.next_run is None and agent.state == AgentState.PAUSED and agent.paused_next_run:
             return format_html("held: {}", humanize_moment(agent.paused_next_run))
         return humanize_moment(agent.next_run) or "—"
