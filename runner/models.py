@@ -63,6 +63,9 @@ class Agent(models.Model):
     state = models.CharField(max_length=16, choices=AgentState.choices, default=AgentState.STOPPED)
     next_run = models.DateTimeField(null=True, blank=True)
     paused_next_run = models.DateTimeField(null=True, blank=True)
+    paused_until = models.DateTimeField(
+        null=True, blank=True, help_text="A pause with an end: the runner resumes by itself then."
+    )
     last_run = models.DateTimeField(null=True, blank=True, help_text="Start of the last cycle.")
     last_success = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
@@ -97,6 +100,7 @@ class Agent(models.Model):
         "error_count",
         "consecutive_failures",
         "last_error",
+        "paused_until",
     )
 
     class Meta:
@@ -120,6 +124,10 @@ class Agent(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(state__in=AgentState.values), name="agent_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(paused_until__isnull=True) | Q(state=AgentState.PAUSED),
+                name="agent_paused_until_only_while_paused",
             ),
             models.CheckConstraint(
                 condition=Q(trading_mode__in=TradingMode.values), name="agent_trading_mode_valid"

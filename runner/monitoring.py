@@ -34,18 +34,21 @@ def record_heartbeat(now=None, *, worker=None):
 
 
 def watchdog():
-    """Heartbeat, reap expired leases (abandoned-run alerts), reconcile alerts."""
+    """Heartbeat, reap expired leases (abandoned-run alerts), end pauses whose time has come (the
+    dispatcher does it within a second; this is the backstop without one), reconcile alerts."""
     now = timezone.now()
     record_heartbeat(now)
     reaped = services.runs_reap_expired(now=now)
+    resumed = services.resume_expired_pauses(now=now)
     result = alerts.reconcile(now)
     logger.info(
-        "watchdog: %s run(s) reaped, %s alert(s) opened, %s closed",
+        "watchdog: %s run(s) reaped, %s pause(s) ended, %s alert(s) opened, %s closed",
         reaped,
+        resumed,
         result["opened"],
         result["closed"],
     )
-    return {"reaped": reaped, **result}
+    return {"reaped": reaped, "resumed": resumed, **result}
 
 
 def last_heartbeat():

@@ -1,8 +1,11 @@
 """Input checks shared by every interface, so the admin, API and CLI refuse with the same words."""
 
 import re
+from datetime import UTC, datetime, timedelta
 
 from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
 from runner.choices import INTERVAL_MAX, INTERVAL_MIN, TradingMode
 from runner.conf import conf
@@ -10,6 +13,10 @@ from runner.errors import InvalidInput
 from runner.registry import validate_parameters
 
 REASON_MAX_LENGTH = 1000
+# A pause with an end ends within this long (a longer pause is a stop).
+PAUSE_UNTIL_MAX = timedelta(days=366)
+DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+DURATION_PATTERN = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 
 
 # Digits as typed in a form or on a command line: ASCII only, so "²" or "٣" are not numbers here.
@@ -99,3 +106,64 @@ def validate_agent_config(agent):
         ]
     if errors:
         raise ValidationError(errors)
+
+
+def parse_duration(value, *, field, maximum) -> timedelta:
+    """`30m`, `12h`, `7d`, `2w` -> timedelta up to `maximum`; anything else is refused naming the
+    field."""
+    match = DURATION_PATTERN.match(str(value))
+    if not match:
+        raise InvalidInput(
+            f"{field} must be a duration such as 30m, 12h, 7d or 2w; got {value!r}.", field=field
+        )
+    amount, unit = int(match.group(1)), match.group(2)
+    if amount <= 0:
+        raise InvalidInput(f"{field} must be a positive duration; got {value!r}.", field=field)
+    try:
+        delta = timedelta(**{DURATION_UNITS[unit]: amount})
+    except OverflowError:
+        delta = maximum * 2
+    if delta > maximum:
+        raise InvalidInput(
+            f"{field} must be at most {maximum.days} days; got {value!r}.", field=field
+        )
+    return delta
+
+
+def parse_iso_moment(text) -> datetime | None:
+    """An ISO 8601 datetime or date (UTC when it names no offset), or None."""
+    try:
+        moment = parse_datetime(text)
+        if moment is None:
+            day = parse_date(text)
+            moment = datetime(day.year, day.month, day.day) if day else None
+    except ValueError:
+        return None
+    if moment is not None and timezone.is_naive(moment):
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def parse_until(value, *, now, field="until") -> datetime | None:
+    """When a pause ends: None (no end), an ISO 8601 datetime (UTC if naive), or a duration from
+    now such as `90m`, `8h`, `2d`; it must lie after now and within PAUSE_UNTIL_MAX."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        moment = value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
+    elif isinstance(value, str) and "\x00" not in value and DURATION_PATTERN.match(value):
+        moment = now + parse_duration(value, field=field, maximum=PAUSE_UNTIL_MAX)
+    elif isinstance(value, str) and "\x00" not in value:
+        moment = parse_iso_moment(value.strip())
+    else:
+        moment = None
+    limit = f"a time after now and at most {PAUSE_UNTIL_MAX.days} days ahead"
+    if moment is None:
+        raise InvalidInput(
+            f"{field} must be an ISO 8601 datetime or a duration such as 90m, 8h or 2d "
+            f"({limit}); got {value!r}.",
+            field=field,
+        )
+    if not now < moment <= now + PAUSE_UNTIL_MAX:
+        raise InvalidInput(f"{field} must be {limit}; got {moment.isoformat()}.", field=field)
+    return moment

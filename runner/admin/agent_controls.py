@@ -164,5 +164,13 @@ class AgentControlsMixin:
                 reason=reason,
             )
             return f"Interval of {agent.slug} set to {agent.interval_minutes} minutes."
-        services.TRANSITIONS[control.verb](agent=agent, actor=actor, reason=reason)
+        if control.verb == "pause":
+            services.agent_pause(
+                agent=agent, actor=actor, reason=reason, until=request.POST.get("until", "")
+            )
+            if agent.paused_until:
+                until = agent.paused_until.strftime("%Y-%m-%d %H:%M:%S %Z")
+                return f"Agent {agent.slug} paused until {until}; it resumes by itself then."
+        else:
+            services.TRANSITIONS[control.verb](agent=agent, actor=actor, reason=reason)
         return f"Agent {agent.slug} {control.done} (now {agent.get_state_display().lower()})."

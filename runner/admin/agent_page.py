@@ -79,6 +79,8 @@ def control_room(agent, *, can_control) -> dict:
         "last_run_record": last_run,
         "last_run_badge": run_status_badge(last_run.status) if last_run else "—",
         "last_success": moment_html(agent.last_success, now),
+        "paused_until": moment_html(agent.paused_until, now) if agent.paused_until else None,
+        "can_pause": "pause" in controls,
         "in_flight": in_flight,
         "in_flight_live": live.in_flight(in_flight, now),
         "can_control": can_control,

@@ -110,6 +110,8 @@ class AgentAdmin(LivePagesMixin, AgentControlsMixin, admin.ModelAdmin):
 
     @admin.display(description="Next run", ordering="next_run")
     def next_run_display(self, agent):
+        if agent.state == AgentState.PAUSED and agent.paused_until:
+            return format_html("resumes {}", relative_html(agent.paused_until))
         if agent.next_run is None and agent.state == AgentState.PAUSED and agent.paused_next_run:
             return format_html("held: {}", relative_html(agent.paused_next_run))
         return relative_html(agent.next_run) or "—"

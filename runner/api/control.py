@@ -104,6 +104,17 @@ def body_text(request, name) -> str:
     return value if isinstance(value, str) else ""
 
 
+def read_until(body):
+    """`until` of a pause: absent, null, or text (an ISO 8601 datetime or a duration such as 2h;
+    the service parses it and checks its range)."""
+    value = body.get("until")
+    if value is not None and not isinstance(value, str):
+        raise ControlInputError(
+            "until", "until must be an ISO 8601 datetime or a duration such as 90m, 8h or 2d."
+        )
+    return value
+
+
 def reason_for_audit(request) -> str:
     return body_text(request, "reason")
 

@@ -21,11 +21,12 @@ from rest_framework.views import APIView
 
 from runner import selectors, services
 from runner.api import docs, permissions
-from runner.api.control import control_request, find_agent, read_interval
+from runner.api.control import control_request, find_agent, read_interval, read_until
 from runner.api.parsers import CONTROL_PARSERS
 from runner.api.refusals import AuditedRefusalMixin
 from runner.api.serializers import (
     IntervalSerializer,
+    PauseSerializer,
     ReasonSerializer,
     SeedActionSerializer,
     SeedIntervalSerializer,
@@ -209,17 +210,24 @@ class SeedPauseView(SeedAgentView):
     """Pause the default agent; a running cycle finishes."""
 
     audit_as = AuditAction.PAUSE
+    body_fields = frozenset({"reason", "until"})
 
     @extend_schema(
         tags=["seed-compatible"],
-        summary="Seed-compatible: pause the default agent",
-        request=ReasonSerializer,
+        summary="Seed-compatible: pause the default agent (optionally until a time)",
+        request=PauseSerializer,
         responses={200: SeedActionSerializer, **docs.SEED_CONTROL_ERRORS},
     )
     def post(self, request):
-        return self.control(
-            request, _simple_transition(services.agent_pause, "paused", "Agent paused")
-        )
+        def respond(*, agent, body, reason, actor):
+            agent = services.agent_pause(
+                agent=agent, actor=actor, reason=reason, until=read_until(body)
+            )
+            until = f" until {agent.paused_until.isoformat()}" if agent.paused_until else ""
+            message = f"Agent paused{until}"
+            return Response(SeedActionSerializer({"status": "paused", "message": message}).data)
+
+        return self.control(request, respond)
 
 
 class SeedResumeView(SeedAgentView):

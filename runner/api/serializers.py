@@ -147,6 +147,9 @@ class AgentStatusSerializer(serializers.Serializer):
     success_count = serializers.IntegerField()
     error_count = serializers.IntegerField()
     consecutive_failures = serializers.IntegerField()
+    paused_until = serializers.DateTimeField(
+        allow_null=True, help_text="When a pause with an end resumes by itself."
+    )
     current_run = serializers.IntegerField(
         allow_null=True, help_text="Id of the cycle running now, if any."
     )
@@ -160,6 +163,17 @@ class ReasonSerializer(serializers.Serializer):
         allow_blank=True,
         max_length=REASON_MAX_LENGTH,
         help_text="Why you are doing this, kept in the audit trail.",
+    )
+
+
+class PauseSerializer(ReasonSerializer):
+    """Optional body of a pause: a reason, and when the pause ends by itself."""
+
+    until = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="When the runner resumes by itself: an ISO 8601 datetime (UTC if it names no "
+        "offset) or a duration from now such as 90m, 8h or 2d; after now, at most 366 days ahead.",
     )
 
 

@@ -14,7 +14,14 @@ from rest_framework.response import Response
 
 from runner import selectors, services
 from runner.api import docs, permissions
-from runner.api.control import actor_for, body_text, control_request, find_agent, read_interval
+from runner.api.control import (
+    actor_for,
+    body_text,
+    control_request,
+    find_agent,
+    read_interval,
+    read_until,
+)
 from runner.api.parsers import CONFIG_PARSERS, CONTROL_PARSERS
 from runner.api.refusals import AuditedRefusalMixin, mark_audited
 from runner.api.serializers import (
@@ -23,6 +30,7 @@ from runner.api.serializers import (
     AgentStatusSerializer,
     CycleRunSerializer,
     IntervalSerializer,
+    PauseSerializer,
     ReasonSerializer,
 )
 from runner.api.throttling import CONTROL_SCOPE, ControlRateThrottle
@@ -223,13 +231,19 @@ class AgentViewSet(AuditedRefusalMixin, viewsets.ModelViewSet):
         return self._transition(request, "stop")
 
     @extend_schema(
-        summary="Pause (running -> paused; a running cycle finishes)",
-        request=ReasonSerializer,
+        summary="Pause (running -> paused; a running cycle finishes; optionally until a time)",
+        request=PauseSerializer,
         responses={200: AgentSerializer, **docs.CONTROL_ERRORS},
     )
     @action(detail=True, methods=["post"], parser_classes=CONTROL_PARSERS)
     def pause(self, request, slug=None):
-        return self._transition(request, "pause")
+        def call(*, agent, body, reason, actor):
+            agent = services.agent_pause(
+                agent=agent, actor=actor, reason=reason, until=read_until(body)
+            )
+            return Response(AgentSerializer(agent).data)
+
+        return self._control(request, fields={"reason", "until"}, call=call)
 
     @extend_schema(
         summary="Resume (paused -> running; never a burst of missed cycles)",

@@ -7,12 +7,11 @@ and every refusal is an `InvalidInput` naming the parameter (the API turns it in
 from __future__ import annotations
 
 import math
-import re
 from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
+from runner import validation
 from runner.errors import InvalidInput
 
 DEFAULT_SINCE = "7d"
@@ -21,30 +20,12 @@ DEFAULT_BUCKET = "day"
 # More buckets than this make an unreadable chart and a huge response: ask for a coarser bucket.
 MAX_BUCKETS = 2000
 MAX_WINDOW = timedelta(days=36600)
-DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-DURATION_PATTERN = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 WINDOW_HELP = "a duration before now such as 30m, 12h, 7d or 2w, or an ISO 8601 date or datetime"
 
 
 def parse_duration(value, *, field) -> timedelta:
-    """`30m`, `12h`, `7d`, `2w` -> timedelta; anything else is refused naming the field."""
-    match = DURATION_PATTERN.match(str(value))
-    if not match:
-        raise InvalidInput(
-            f"{field} must be a duration such as 30m, 12h, 7d or 2w; got {value!r}.", field=field
-        )
-    amount, unit = int(match.group(1)), match.group(2)
-    if amount <= 0:
-        raise InvalidInput(f"{field} must be a positive duration; got {value!r}.", field=field)
-    try:
-        delta = timedelta(**{DURATION_UNITS[unit]: amount})
-    except OverflowError:
-        delta = MAX_WINDOW * 2
-    if delta > MAX_WINDOW:
-        raise InvalidInput(
-            f"{field} must be at most {MAX_WINDOW.days} days; got {value!r}.", field=field
-        )
-    return delta
+    """`30m`, `12h`, `7d`, `2w` -> timedelta, at most a report's longest window."""
+    return validation.parse_duration(value, field=field, maximum=MAX_WINDOW)
 
 
 def parse_moment(value, *, field, now) -> datetime:
@@ -52,19 +33,11 @@ def parse_moment(value, *, field, now) -> datetime:
     text = str(value).strip()
     if text.lower() == "now":
         return now
-    if DURATION_PATTERN.match(text):
+    if validation.DURATION_PATTERN.match(text):
         return now - parse_duration(text, field=field)
-    try:
-        moment = parse_datetime(text)
-        if moment is None:
-            day = parse_date(text)
-            moment = datetime(day.year, day.month, day.day) if day else None
-    except ValueError:
-        moment = None
+    moment = validation.parse_iso_moment(text)
     if moment is None:
         raise InvalidInput(f"{field} must be {WINDOW_HELP}; got {value!r}.", field=field)
-    if timezone.is_naive(moment):
-        moment = moment.replace(tzinfo=UTC)
     return moment
 
 

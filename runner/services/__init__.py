@@ -26,6 +26,7 @@ from runner.services.control import (
     agent_stop,
     allowed_controls,
     cycle_in_flight,
+    resume_expired_pauses,
 )
 from runner.services.cycles import (
     cycle_checkpoint,
@@ -62,5 +63,6 @@ __all__ = [
     "cycle_heartbeat",
     "cycle_in_flight",
     "lease_duration",
+    "resume_expired_pauses",
     "runs_reap_expired",
 ]

@@ -9,17 +9,27 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from runner import scheduling, slots
 from runner.actors import Actor
 from runner.conf import conf
-from runner.errors import InvalidInput, TransitionRefused
-from runner.models import AgentState, AuditAction, CycleRun, RunStatus, RunTrigger
-from runner.services.audit import audited, refuse
+from runner.errors import TransitionRefused
+from runner.models import (
+    Agent,
+    AgentState,
+    AuditAction,
+    AuditEvent,
+    AuditOutcome,
+    CycleRun,
+    RunStatus,
+    RunTrigger,
+)
+from runner.services.audit import audited, checked, record_event
 from runner.services.state import save_state
-from runner.validation import parse_interval
+from runner.validation import parse_interval, parse_until
 
 ALLOWED_FROM = {
     AuditAction.START: {AgentState.STOPPED, AgentState.ERROR},
@@ -102,7 +112,8 @@ def agent_stop(*, agent, actor: Actor, reason="", now=None):
         locked.state = AgentState.STOPPED
         locked.next_run = None
         locked.paused_next_run = None
-        save_state(locked, "state", "next_run", "paused_next_run")
+        locked.paused_until = None
+        save_state(locked, "state", "next_run", "paused_next_run", "paused_until")
         CycleRun.objects.filter(agent=locked, status=RunStatus.RUNNING).update(
             cancel_requested=True
         )
@@ -112,16 +123,28 @@ def agent_stop(*, agent, actor: Actor, reason="", now=None):
     )
 
 
-def agent_pause(*, agent, actor: Actor, reason="", now=None):
-    """running -> paused; no new cycles, an in-flight cycle finishes."""
+def agent_pause(*, agent, actor: Actor, reason="", until=None, now=None):
+    """running -> paused; no new cycles, an in-flight cycle finishes. With `until` (a datetime,
+    an ISO string or a duration such as "2h") the runner resumes by itself then."""
     now = now or timezone.now()
+    until = checked(
+        lambda: parse_until(until, now=now),
+        agent=agent,
+        action=AuditAction.PAUSE,
+        actor=actor,
+        now=now,
+        reason=reason,
+    )
 
     def apply(locked, change):
         _require(locked, AuditAction.PAUSE)
         locked.state = AgentState.PAUSED
         locked.paused_next_run = locked.next_run
         locked.next_run = None
-        save_state(locked, "state", "next_run", "paused_next_run")
+        locked.paused_until = until
+        if until is not None:
+            change.changes = {"paused_until": {"before": None, "after": until.isoformat()}}
+        save_state(locked, "state", "next_run", "paused_next_run", "paused_until")
 
     return audited(
         agent=agent, action=AuditAction.PAUSE, actor=actor, reason=reason, now=now, apply=apply
@@ -134,17 +157,71 @@ def agent_resume(*, agent, actor: Actor, reason="", now=None):
 
     def apply(locked, change):
         _require(locked, AuditAction.RESUME)
-        held = locked.paused_next_run
-        locked.state = AgentState.RUNNING
-        locked.next_run = held if held is not None and held > now else now
-        locked.paused_next_run = None
-        save_state(locked, "state", "next_run", "paused_next_run")
-        if locked.next_run <= now:
-            scheduling.enqueue_scheduled_cycle(locked)
+        _resume(locked, now)
 
     return audited(
         agent=agent, action=AuditAction.RESUME, actor=actor, reason=reason, now=now, apply=apply
     )
+
+
+def _resume(locked, now):
+    held = locked.paused_next_run
+    locked.state = AgentState.RUNNING
+    locked.next_run = held if held is not None and held > now else now
+    locked.paused_next_run = None
+    locked.paused_until = None
+    save_state(locked, "state", "next_run", "paused_next_run", "paused_until")
+    if locked.next_run <= now:
+        scheduling.enqueue_scheduled_cycle(locked)
+
+
+def resume_expired_pauses(*, now=None) -> int:
+    """Resume every agent whose pause has reached its `until` (the dispatcher on each pass, and
+    the watchdog as a backstop). Each resume is a `system` audit event naming the pause it ends.
+    Agents another transaction holds are left for the next pass. Returns how many resumed."""
+    now = now or timezone.now()
+    due = Agent.objects.filter(state=AgentState.PAUSED, paused_until__lte=now)
+    resumed = 0
+    for agent_id in list(due.values_list("pk", flat=True)):
+        with transaction.atomic():
+            locked = (
+                Agent.objects.select_for_update(skip_locked=True)
+                .filter(pk=agent_id, state=AgentState.PAUSED, paused_until__lte=now)
+                .first()
+            )
+            if locked is None:
+                continue  # resumed, stopped or re-paused meanwhile, or held by a claim
+            until = locked.paused_until
+            pause = (
+                AuditEvent.objects.filter(
+                    agent_id=locked.pk, action=AuditAction.PAUSE, outcome=AuditOutcome.APPLIED
+                )
+                .order_by("-created_at", "-id")
+                .first()
+            )
+            _resume(locked, now)
+            record_event(
+                agent=locked,
+                action=AuditAction.RESUME,
+                actor=Actor.system(),
+                outcome=AuditOutcome.APPLIED,
+                now=now,
+                state_before=AgentState.PAUSED,
+                state_after=locked.state,
+                changes={"paused_until": {"before": until.isoformat(), "after": None}},
+                reason=_pause_ended(until, pause),
+            )
+        resumed += 1
+    return resumed
+
+
+def _pause_ended(until, pause):
+    text = f"The pause until {until.isoformat()} ended"
+    if pause is None:
+        return text + "."
+    who = pause.actor_username or pause.source
+    why = f": {pause.reason}" if pause.reason else ""
+    return f"{text} (audit event {pause.pk}, paused by {who}{why})."
 
 
 STATE_ACTIONS = {
@@ -197,18 +274,14 @@ def agent_run_once(
 def agent_set_interval(*, agent, interval_minutes, actor: Actor, reason="", now=None):
     """Any state; 1..10080 minutes; the next run is recomputed from the last start, never past."""
     now = now or timezone.now()
-    try:
-        minutes = parse_interval(interval_minutes)
-    except InvalidInput as exc:
-        refuse(
-            agent=agent,
-            action=AuditAction.SET_INTERVAL,
-            actor=actor,
-            now=now,
-            error=exc,
-            reason=reason if isinstance(reason, str) else "",
-        )
-        raise
+    minutes = checked(
+        lambda: parse_interval(interval_minutes),
+        agent=agent,
+        action=AuditAction.SET_INTERVAL,
+        actor=actor,
+        now=now,
+        reason=reason,
+    )
 
     def apply(locked, change):
         before = locked.interval_minutes

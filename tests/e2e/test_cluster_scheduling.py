@@ -174,6 +174,26 @@ def test_stop_cancels_at_next_checkpoint_and_pause_lets_the_cycle_finish(procs):
     assert paused.state == AgentState.PAUSED
 
 
+def test_a_pause_with_an_end_resumes_on_time_with_its_held_slot(procs):
+    procs.start_all()
+    agent = AgentFactory(kind="test-ok", interval_minutes=60)
+    services.agent_start(agent=agent, actor=ACTOR)
+    first = wait_for(lambda: run_of(agent, status="succeeded"), timeout=10, message="first cycle")
+    services.agent_pause(agent=agent, actor=ACTOR, until=timezone.now() + timedelta(seconds=3))
+    until = Agent.objects.get(pk=agent.pk).paused_until
+    resumed = wait_for(
+        lambda: AuditEvent.objects.filter(agent=agent, action="resume", source="system").first(),
+        timeout=10,
+        message="the dispatcher to end the pause",
+    )
+    # The dispatcher looks at least every RUNNER_DISPATCH_POLL_SECONDS (0.2 s here).
+    assert until <= resumed.created_at < until + timedelta(seconds=1)
+    agent.refresh_from_db()
+    assert agent.state == AgentState.RUNNING and agent.paused_until is None
+    assert agent.next_run == first.slot + timedelta(minutes=60)  # the slot it held, not a burst
+    assert CycleRun.objects.filter(agent=agent).count() == 1
+
+
 # --- deadlines ------------------------------------------------------------------------------------
 
 

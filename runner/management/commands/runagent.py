@@ -63,6 +63,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--reason", default="", help="Free-text reason kept in the audit trail."
         )
+        parser.add_argument(
+            "--until",
+            default=None,
+            help="With pause: when the runner resumes by itself (ISO 8601 datetime, UTC if it "
+            "names no offset, or a duration such as 90m, 8h, 2d).",
+        )
 
     def handle(self, *args, verb, minutes, once, **options):
         if once == bool(verb):
@@ -73,6 +79,8 @@ class Command(BaseCommand):
             raise CommandError(f"`{verb or '--once'}` takes no value (got {minutes!r}).")
         if options["follow"] and verb != "logs":
             raise CommandError("--follow goes with `logs RUN_ID` only.")
+        if options["until"] is not None and verb != "pause":
+            raise CommandError("--until goes with pause only.")
         if verb == "logs":
             return self._logs(minutes, options)
         slug = options["agent"] or conf.RUNNER_DEFAULT_AGENT
@@ -82,7 +90,7 @@ class Command(BaseCommand):
             agent = selectors.agent_get(slug)
             if verb == "status":
                 return self._print(selectors.agent_status(agent), options, self._status_text)
-            agent = self._control(agent, verb, minutes, options["reason"])
+            agent = self._control(agent, verb, minutes, options)
         except AgentNotFound as exc:
             if verb in CONTROL_VERBS:
                 services.control_refused(
@@ -98,11 +106,15 @@ class Command(BaseCommand):
             self._refuse(exc, options)
         self._print(agent_as_dict(agent), options, self._applied_text(verb))
 
-    def _control(self, agent, verb, minutes, reason):
-        actor = Actor.cli()
+    def _control(self, agent, verb, minutes, options):
+        actor, reason = Actor.cli(), options["reason"]
         if verb == "interval":
             return services.agent_set_interval(
                 agent=agent, interval_minutes=minutes, actor=actor, reason=reason
+            )
+        if verb == "pause":
+            return services.agent_pause(
+                agent=agent, actor=actor, reason=reason, until=options["until"]
             )
         return services.TRANSITIONS[verb](agent=agent, actor=actor, reason=reason)
 
@@ -169,7 +181,8 @@ class Command(BaseCommand):
         def text(agent):
             if verb == "interval":
                 return f"{agent['slug']}: interval set to {agent['interval_minutes']} minutes"
-            return f"{agent['slug']}: {verb} applied; now {agent['state']}"
+            until = f" until {agent['paused_until'].isoformat()}" if agent["paused_until"] else ""
+            return f"{agent['slug']}: {verb} applied; now {agent['state']}{until}"
 
         return text
 
@@ -184,6 +197,8 @@ class Command(BaseCommand):
             f"  cycles: {status['run_count']} run, {status['success_count']} succeeded, "
             f"{status['error_count']} failed, {status['consecutive_failures']} failed in a row",
         ]
+        if status["paused_until"]:
+            lines.append(f"  paused until {when(status['paused_until'])} (resumes by itself)")
         if status["current_run"]:
             lines.append(f"  running now: run {status['current_run']}")
         if status["last_error"]:

@@ -16,7 +16,7 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 
-from runner import scheduling
+from runner import scheduling, services
 from runner.conf import conf
 
 
@@ -46,6 +46,7 @@ class Command(BaseCommand):
         while not stopping.is_set():
             try:
                 close_old_connections()
+                services.resume_expired_pauses()  # a pause with an end ends on time
                 for agent_id, slot in scheduling.dispatch_due_slots():
                     resent.add((agent_id, slot))
                     self.stdout.write(f"queued agent {agent_id} slot {slot.isoformat()}")

@@ -261,3 +261,35 @@ def test_bulk_actions_need_the_control_permission_and_a_forged_one_is_audited(cl
     event = AuditEvent.objects.get()
     assert (event.agent, event.action, event.outcome) == (agent, "start", "refused")
     assert "runner.control_agent" in event.refusal_reason and event.actor == user
+
+
+def test_pause_with_an_end_from_the_agent_page(client, controller):
+    agent = AgentFactory(state="running", next_run=timezone.now())
+    page = client.get(change_url(agent)).content.decode()
+    assert 'name="until"' in page
+    response = client.post(control_url(agent), {"action": "pause", "until": "3h"}, follow=True)
+    agent.refresh_from_db()
+    assert agent.state == "paused" and agent.paused_until is not None
+    [(level, text)] = messages_of(response)
+    assert level == "success" and "paused until" in text and "resumes by itself" in text
+    assert 'id="runner-paused-until"' in response.content.decode()
+    refused = client.post(
+        control_url(AgentFactory(state="running")), {"action": "pause", "until": "x"}, follow=True
+    )
+    [(level, text)] = messages_of(refused)
+    assert level == "error" and "until must" in text
+
+
+@pytest.mark.parametrize("typed", ["²", "--5", "٣", "1e3", " ", "9" * 40])
+def test_odd_text_in_the_interval_box_is_refused_naming_the_field(client, controller, typed):
+    """Digits that `isdigit()` accepts but `int()` does not (and the like) once gave a 500."""
+    agent = AgentFactory(interval_minutes=60)
+    response = client.post(
+        control_url(agent), {"action": "set_interval", "interval_minutes": typed}, follow=True
+    )
+    assert response.status_code == 200
+    [(level, text)] = messages_of(response)
+    assert level == "error" and "interval_minutes must be a whole number from 1 to 10080" in text
+    agent.refresh_from_db()
+    assert agent.interval_minutes == 60
+    assert AuditEvent.objects.get(agent=agent).outcome == "refused"

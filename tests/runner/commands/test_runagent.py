@@ -184,3 +184,20 @@ def test_usage_errors_change_nothing(args):
     with pytest.raises((CommandError, SystemExit)):
         call_command("runagent", *args)
     assert not AuditEvent.objects.exists()
+
+
+def test_pause_until_from_the_command_line_and_status_shows_it():
+    AgentFactory(slug="alpha", state="running")
+    code, out, _ = control("pause", "--agent", "alpha", "--until", "2h", "--reason", "night")
+    assert code == 0 and "alpha: pause applied; now paused until " in out
+    code, out, _ = control("status", "--agent", "alpha")
+    assert "paused until " in out and "(resumes by itself)" in out
+    code, _, err = control("resume", "--agent", "alpha", "--until", "2h")
+    assert code == 1 and "--until goes with pause only" in err
+
+
+def test_a_bad_until_on_the_command_line_exits_1_naming_it():
+    AgentFactory(slug="alpha", state="running")
+    code, out, err = control("pause", "--agent", "alpha", "--until", "someday", "--json")
+    assert code == 1 and "until must" in err and json.loads(out)["field"] == "until"
+    assert last_event("alpha").outcome == "refused"
