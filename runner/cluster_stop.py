@@ -16,7 +16,8 @@ What happens instead (GracefulCluster, GracefulSentinel):
   alone: `kill <pid>`, systemd's KillMode=mixed); the pusher stops taking tasks, and a running
   cycle ends as `cancelled` at its next checkpoint (or finishes first, if it is that close);
 - a worker still busy after RUNNER_SHUTDOWN_GRACE_SECONDS is killed and its run recorded as
-  `cancelled` (runner.services.shutdown); then django-q2's stop sequence ends as usual.
+  `cancelled` (runner.services.shutdown); then django-q2's stop sequence ends as usual;
+- a Sentinel that got SIGTERM on its own, or whose main process is gone, stops itself the same way.
 So the cluster exits within the grace period plus a few seconds of django-q2's stop sequence.
 """
 
@@ -63,6 +64,19 @@ class GracefulSentinel(django_q_cluster.Sentinel):
         # and (inherited through fork) in the workers, pusher and monitor spawned next.
         shutdown.install()
         super().start()
+
+    def guard(self):
+        threading.Thread(target=self._stop_when_told, name="stop-watch", daemon=True).start()
+        super().guard()
+
+    def _stop_when_told(self):
+        """A SIGTERM for the Sentinel alone, or its main process gone (killed): stop as if the main
+        process had asked. A thread, not the signal handler, sets the Event (see above)."""
+        while not self.stop_event.is_set():
+            if shutdown.requested() or os.getppid() != self.parent_pid:
+                self.stop_event.set()
+                return
+            time.sleep(SERVE_POLL_SECONDS)
 
     def stop(self):
         workers = list(self.pool)

@@ -168,7 +168,10 @@ def _execute_claim(claim):
     run = claim.run
     agent = run.agent
     log = RunLog(run.pk, agent.slug, conf.RUNNER_RUN_LOG_LINES)
-    heartbeat = Heartbeat(run.pk, claim.token, run.deadline_at, log=log)
+    # Inside a caller's open transaction nobody else could read the lines before it commits, and
+    # the heartbeat's own connection would only wait on that transaction's lock: no live tail then.
+    live_log = None if connection.in_atomic_block else log
+    heartbeat = Heartbeat(run.pk, claim.token, run.deadline_at, log=live_log)
     heartbeat.start()
     try:
         outcome = _run_agent(run, claim.token, log, heartbeat)

@@ -52,14 +52,7 @@ ETAG = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     response=[200],
-    description="Send it back as If-None-Match: an unchanged answer is then a 304.",
-)
-IF_NONE_MATCH = OpenApiParameter(
-    "If-None-Match",
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="The ETag of the previous answer to the same URL.",
+    description="Send it back as If-None-Match to the same URL: an unchanged answer is then a 304.",
 )
 
 
@@ -74,7 +67,7 @@ class RunLogView(APIView):
     @extend_schema(
         operation_id="runs_log_retrieve",
         summary="A run's log lines after a cursor (follow a running cycle)",
-        parameters=[LogQuerySerializer, IF_NONE_MATCH, ETAG],
+        parameters=[LogQuerySerializer, ETAG],
         responses={
             200: RunLogSerializer,
             304: OpenApiResponse(description="Nothing new since the ETag sent as If-None-Match."),
