@@ -8,6 +8,7 @@ carry `needs_chromium`, which skips them, with the reason, where that browser is
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -34,6 +35,10 @@ def browser_page(monkeypatch):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
+        # Django keeps a connection per context; Playwright's gives the test a context of its
+        # own, whose connection outlives the test unless closed. A later test (one that kills
+        # the database's other backends) would leave the next browser test a dead one.
+        connections.close_all()
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
@@ -43,6 +48,7 @@ def browser_page(monkeypatch):
             yield page
         finally:
             browser.close()
+            connections.close_all()
 
 
 def login(page, live_server, next_path):
