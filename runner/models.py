@@ -11,12 +11,18 @@ from django.db import models
 from django.db.models import Q
 
 from runner.choices import (  # noqa: F401 (re-exported: callers import them from here too)
+    CATCHUP_WINDOW_MAX,
+    CATCHUP_WINDOW_MIN,
     FAILURE_STATUSES,
     FINISHED_STATUSES,
     INTERVAL_MAX,
     INTERVAL_MIN,
+    JITTER_MAX,
     MAX_FAILURES_MAX,
     MAX_FAILURES_MIN,
+    RETRY_ATTEMPTS_MAX,
+    RETRY_BACKOFF_MAX,
+    RETRY_BACKOFF_MIN,
     TIMEOUT_MAX,
     TIMEOUT_MIN,
     AgentState,
@@ -24,8 +30,11 @@ from runner.choices import (  # noqa: F401 (re-exported: callers import them fro
     AuditAction,
     AuditOutcome,
     AuditSource,
+    CatchupPolicy,
+    OverlapPolicy,
     RunStatus,
     RunTrigger,
+    ScheduleKind,
     TradingMode,
 )
 from runner.conf import conf
@@ -59,6 +68,58 @@ class Agent(models.Model):
         max_length=16, choices=TradingMode.choices, default=TradingMode.DRY_RUN
     )
 
+    # Calendar schedule and run policies (runner/schedules.py, runner/policy_rules.py)
+    schedule_kind = models.CharField(
+        max_length=16, choices=ScheduleKind.choices, default=ScheduleKind.INTERVAL
+    )
+    cron = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="Five-field cron expression, evaluated in the agent's time zone (cron kind).",
+    )
+    timezone = models.CharField(
+        max_length=64, default="UTC", help_text="IANA time zone of cron and active windows."
+    )
+    jitter_seconds = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(JITTER_MAX)],
+        help_text=f"Delay each slot by 0..N seconds, the same for a given slot (0..{JITTER_MAX}).",
+    )
+    active_windows = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Slots only inside these local windows, e.g. [{"days": "mon-fri", '
+        '"start": "13:30", "end": "20:00"}]; [] means always.',
+    )
+    overlap_policy = models.CharField(
+        max_length=16, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP
+    )
+    catchup_policy = models.CharField(
+        max_length=16, choices=CatchupPolicy.choices, default=CatchupPolicy.LATEST
+    )
+    catchup_window_minutes = models.PositiveIntegerField(
+        default=60,
+        validators=[MinValueValidator(CATCHUP_WINDOW_MIN), MaxValueValidator(CATCHUP_WINDOW_MAX)],
+        help_text="With catch-up `window`: missed slots this recent still run, oldest first.",
+    )
+    retry_attempts = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(RETRY_ATTEMPTS_MAX)],
+        help_text=f"Retries of a failed scheduled run (0..{RETRY_ATTEMPTS_MAX}).",
+    )
+    retry_backoff_seconds = models.PositiveIntegerField(
+        default=30,
+        validators=[MinValueValidator(RETRY_BACKOFF_MIN), MaxValueValidator(RETRY_BACKOFF_MAX)],
+        help_text="First retry delay; doubles per attempt, plus up to half of it as jitter.",
+    )
+    retry_on = models.CharField(
+        max_length=64,
+        blank=True,
+        default="failed,timed_out",
+        help_text="Outcomes that retry, comma-separated: failed, timed_out, abandoned.",
+    )
+
     # Runner state and counters (read-only outside runner.services)
     state = models.CharField(max_length=16, choices=AgentState.choices, default=AgentState.STOPPED)
     next_run = models.DateTimeField(null=True, blank=True)
@@ -79,6 +140,20 @@ class Agent(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # The calendar and policy part of the configuration, grouped (admin fieldset, schedule code).
+    SCHEDULE_FIELDS = (
+        "schedule_kind",
+        "cron",
+        "timezone",
+        "jitter_seconds",
+        "active_windows",
+        "overlap_policy",
+        "catchup_policy",
+        "catchup_window_minutes",
+        "retry_attempts",
+        "retry_backoff_seconds",
+        "retry_on",
+    )
     CONFIG_FIELDS = (
         "name",
         "kind",
@@ -87,6 +162,7 @@ class Agent(models.Model):
         "timeout_seconds",
         "max_consecutive_failures",
         "trading_mode",
+        *SCHEDULE_FIELDS,
     )
 
     # The runner state and counters the API, the CLI and the admin show (written by services only).
@@ -131,6 +207,25 @@ class Agent(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(trading_mode__in=TradingMode.values), name="agent_trading_mode_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(schedule_kind__in=ScheduleKind.values),
+                name="agent_schedule_kind_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(overlap_policy__in=OverlapPolicy.values),
+                name="agent_overlap_policy_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(catchup_policy__in=CatchupPolicy.values),
+                name="agent_catchup_policy_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(jitter_seconds__lte=JITTER_MAX), name="agent_jitter_seconds_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(retry_attempts__lte=RETRY_ATTEMPTS_MAX),
+                name="agent_retry_attempts_range",
             ),
         ]
 
@@ -186,6 +281,22 @@ class CycleRun(models.Model):
     error_message = models.TextField(blank=True, default="")
     traceback = models.TextField(blank=True, default="")
     log_lines = models.JSONField(default=list, blank=True)
+    # Run policies (runner/services/policies.py)
+    attempt = models.PositiveSmallIntegerField(
+        default=0, help_text="0 for the first run of a slot; 1, 2, ... for its retries."
+    )
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
+    not_before = models.DateTimeField(
+        null=True, blank=True, help_text="A retry waits for its backoff until this time."
+    )
+    policy_note = models.CharField(
+        max_length=300, blank=True, default="", help_text="Why a policy ran, delayed or ended it."
+    )
+    parameter_overrides = models.JSONField(
+        default=dict, blank=True, help_text="Run-once parameters over the agent's own."
+    )
 
     class Meta:
         ordering = ["-queued_at", "-id"]
@@ -196,8 +307,11 @@ class CycleRun(models.Model):
                 condition=Q(status="running"),
                 name="cyclerun_one_running_per_agent",
             ),
-            # A redelivered or duplicated scheduled task for the same slot cannot make a second run.
-            models.UniqueConstraint(fields=["agent", "slot"], name="cyclerun_unique_agent_slot"),
+            # A redelivered or duplicated scheduled task for the same slot cannot make a second run;
+            # a retry of the slot is its next attempt.
+            models.UniqueConstraint(
+                fields=["agent", "slot", "attempt"], name="cyclerun_unique_agent_slot_attempt"
+            ),
             models.CheckConstraint(
                 condition=Q(status__in=RunStatus.values), name="cyclerun_status_valid"
             ),
