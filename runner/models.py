@@ -83,7 +83,7 @@ class Agent(models.Model):
     )
     jitter_seconds = models.PositiveIntegerField(
         default=0,
-        validators=[MaxValueValidator(JITTER_MAX)],
+        validators=[MinValueValidator(0), MaxValueValidator(JITTER_MAX)],
         help_text=f"Delay each slot by 0..N seconds, the same for a given slot (0..{JITTER_MAX}).",
     )
     active_windows = models.JSONField(
@@ -105,7 +105,7 @@ class Agent(models.Model):
     )
     retry_attempts = models.PositiveIntegerField(
         default=0,
-        validators=[MaxValueValidator(RETRY_ATTEMPTS_MAX)],
+        validators=[MinValueValidator(0), MaxValueValidator(RETRY_ATTEMPTS_MAX)],
         help_text=f"Retries of a failed scheduled run (0..{RETRY_ATTEMPTS_MAX}).",
     )
     retry_backoff_seconds = models.PositiveIntegerField(

@@ -4,6 +4,7 @@
     runagent start|stop|pause|resume     the transitions
     runagent interval N                  set the interval (minutes)
     runagent status                      state and counters (a read; writes nothing)
+    runagent schedule|backfill|configure calendar schedules and run policies (_schedule_verbs)
 
 Each verb is one service call with the operating-system user as the actor (source `cli`), so it
 is audited like the admin and the API. Exit 0 when applied (or the cycle succeeded), 1 when
@@ -19,6 +20,7 @@ from runner import execution, selectors, services
 from runner.actors import Actor
 from runner.conf import conf
 from runner.errors import AgentNotFound, RunnerError
+from runner.management.commands import _schedule_verbs as schedule_verbs
 from runner.models import AuditAction, RunStatus, RunTrigger
 from runner.serialization import agent_as_dict, run_as_dict
 
@@ -28,8 +30,10 @@ CONTROL_VERBS = {
     "pause": AuditAction.PAUSE,
     "resume": AuditAction.RESUME,
     "interval": AuditAction.SET_INTERVAL,
+    "backfill": AuditAction.BACKFILL,
+    "configure": AuditAction.CONFIGURE,
 }
-VERBS = (*CONTROL_VERBS, "status")
+VERBS = (*CONTROL_VERBS, "status", "schedule")
 
 
 class Command(BaseCommand):
@@ -57,16 +61,19 @@ class Command(BaseCommand):
             help="With pause: when the runner resumes by itself (ISO 8601 datetime, UTC if it "
             "names no offset, or a duration such as 90m, 8h, 2d).",
         )
+        schedule_verbs.add_arguments(parser)
 
     def handle(self, *args, verb, minutes, once, **options):
         if once == bool(verb):
             raise CommandError(
-                "Give one verb (start, stop, pause, resume, interval N, status) or --once."
+                "Give one verb (start, stop, pause, resume, interval N, status, schedule, "
+                "backfill, configure) or --once."
             )
         if minutes is not None and verb != "interval":
             raise CommandError(f"`{verb or '--once'}` takes no value (got {minutes!r}).")
         if options["until"] is not None and verb != "pause":
             raise CommandError("--until goes with pause only.")
+        schedule_verbs.check_options(verb, options)
         slug = options["agent"] or conf.RUNNER_DEFAULT_AGENT
         if once:
             return self._run_once(slug, options)
@@ -74,6 +81,16 @@ class Command(BaseCommand):
             agent = selectors.agent_get(slug)
             if verb == "status":
                 return self._print(selectors.agent_status(agent), options, self._status_text)
+            if verb == "schedule":
+                data = schedule_verbs.preview(agent, options)
+                return self._print(data, options, schedule_verbs.preview_text)
+            if verb == "backfill":
+                runs = schedule_verbs.backfill(agent, options)
+                return self._print(
+                    [run_as_dict(run) for run in runs],
+                    options,
+                    lambda _: schedule_verbs.backfill_text(runs),
+                )
             agent = self._control(agent, verb, minutes, options)
         except AgentNotFound as exc:
             if verb in CONTROL_VERBS:
@@ -96,6 +113,8 @@ class Command(BaseCommand):
             return services.agent_set_interval(
                 agent=agent, interval_minutes=minutes, actor=actor, reason=reason
             )
+        if verb == "configure":
+            return schedule_verbs.configure(agent, options)
         if verb == "pause":
             return services.agent_pause(
                 agent=agent, actor=actor, reason=reason, until=options["until"]
@@ -111,6 +130,7 @@ class Command(BaseCommand):
                 reason=options["reason"],
                 trigger=RunTrigger.CLI,
                 enqueue=False,
+                parameters=schedule_verbs.parameters(agent, options),
             )
             run = execution.run_queued(queued.pk)
         except RunnerError as exc:
@@ -139,6 +159,8 @@ class Command(BaseCommand):
         def text(agent):
             if verb == "interval":
                 return f"{agent['slug']}: interval set to {agent['interval_minutes']} minutes"
+            if verb == "configure":
+                return f"{agent['slug']}: configuration saved"
             until = f" until {agent['paused_until'].isoformat()}" if agent["paused_until"] else ""
             return f"{agent['slug']}: {verb} applied; now {agent['state']}{until}"
 
