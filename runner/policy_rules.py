@@ -75,20 +75,26 @@ def decide_due_slot(
     in_flight: int | None,
     in_flight_cancelling: bool,
     backstop: timedelta,
+    in_flight_started: datetime | None = None,
 ) -> SlotDecision:
     """The decision for the agent's due slot `due` (its fire time has come) at `now`.
 
-    `in_flight` is the id of a run still running (None if none), `in_flight_cancelling` whether
-    it was already asked to stop (a stop, or cancel_previous).
+    `in_flight` is the id of a run still running (None if none), `in_flight_started` when it
+    started, `in_flight_cancelling` whether it was already asked to stop (a stop, or
+    cancel_previous). A slot that was due before the run in flight started is a missed slot
+    (catch-up), not one that came while it ran (overlap).
     """
     upcoming = spec.next_after(due, now)  # the first slot still in the future
     hold_next = spec.fire_time(upcoming)
-    latest_due = _latest_due(spec, due, now)
 
     if in_flight is not None:
+        latest_due = _latest_due(spec, due, now)
         if in_flight_cancelling:
             return SlotDecision(WAIT, due, 0, due, now + backstop, f"waits for run {in_flight}")
-        if policy.catchup == CatchupPolicy.WINDOW and latest_due > due:
+        missed_before_run = (
+            in_flight_started is not None and spec.fire_time(due) <= in_flight_started
+        )
+        if policy.catchup == CatchupPolicy.WINDOW and missed_before_run:
             return SlotDecision(WAIT, due, 0, due, hold_next, "catch-up waits for the run")
         if policy.overlap == OverlapPolicy.BUFFER_ONE:
             if latest_due == due:

@@ -184,7 +184,7 @@ def _claim_due_slot(agent, *, now, worker, task_id):
     (runner.policy_rules). Returns (claim or None, refusal or None)."""
     in_flight = (
         CycleRun.objects.filter(agent=agent, status=RunStatus.RUNNING)
-        .values_list("pk", "cancel_requested")
+        .values_list("pk", "cancel_requested", "started_at")
         .first()
     )
     decision = policy_rules.decide_due_slot(
@@ -194,6 +194,7 @@ def _claim_due_slot(agent, *, now, worker, task_id):
         now=now,
         in_flight=in_flight[0] if in_flight else None,
         in_flight_cancelling=bool(in_flight and in_flight[1]),
+        in_flight_started=in_flight[2] if in_flight else None,
         # A stopped cycle winding down (stop, then start at once) or one asked to make room:
         # its end starts the slot (policies.after_run); the schedule row looks again meanwhile.
         backstop=timedelta(seconds=max(conf.RUNNER_LEASE_SECONDS / 3, 1)),
