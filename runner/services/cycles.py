@@ -207,7 +207,11 @@ def _claim_due_slot(agent, *, now, worker, task_id):
             "trigger": RunTrigger.SCHEDULE,
             "slot": decision.slot,
             "missed_slots": decision.missed,
-            "policy_note": decision.note or policies.waited_note(agent, decision.slot, now),
+            "policy_note": "; ".join(
+                note
+                for note in (policies.waited_note(agent, decision.slot, now), decision.note)
+                if note
+            ),
         }
         return _begin_run(agent, values, now=now, worker=worker, task_id=task_id), None
     if decision.action == policy_rules.CANCEL_AND_WAIT:
