@@ -270,8 +270,8 @@ class AgentViewSet(AuditedRefusalMixin, ScheduleActionsMixin, viewsets.ModelView
         return self._transition(request, "resume")
 
     @extend_schema(
-        summary="Queue one manual cycle (any state; refused while a cycle is in flight; "
-        "optional parameter overrides)",
+        summary="Queue one manual cycle (any state; refused while a cycle is in flight)",
+        description="Optional `parameters` override the agent's own for this run only.",
         request=RunOnceSerializer,
         responses={202: CycleRunSerializer, **docs.CONTROL_ERRORS},
     )
