@@ -14,7 +14,7 @@ def schedule_panel(agent, *, now) -> dict:
     if agent.schedule_kind == "cron":
         summary = f"cron “{agent.cron}” in {agent.timezone}"
     else:
-        summary = f"every {agent.interval_minutes} min"
+        summary = "interval (above)"
     if agent.jitter_seconds:
         summary += f", jitter up to {agent.jitter_seconds} s"
     if agent.active_windows:
