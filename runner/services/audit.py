@@ -147,6 +147,23 @@ def refuse(*, agent, action, actor, now, error: RunnerError, reason, agent_slug=
     error.state = error.state or (agent.state if agent else "")
 
 
+def checked_input(parse, *, agent, action, actor, now, reason):
+    """`parse()`, the reading of a request's input before it reaches the agent's lock; an input
+    it refuses (InvalidInput) is audited as a `refused` request, then raised."""
+    try:
+        return parse()
+    except InvalidInput as exc:
+        refuse(
+            agent=agent,
+            action=action,
+            actor=actor,
+            now=now,
+            error=exc,
+            reason=reason if isinstance(reason, str) else "",
+        )
+        raise
+
+
 def control_refused(
     *, agent, action, actor: Actor, message, reason="", agent_slug=None, now=None
 ) -> AuditEvent:

@@ -17,7 +17,7 @@ from runner.actors import Actor
 from runner.conf import conf
 from runner.errors import InvalidInput, TransitionRefused
 from runner.models import AuditAction, CycleRun, RunStatus, RunTrigger
-from runner.services.audit import audited, refuse
+from runner.services.audit import audited, checked_input
 from runner.validation import parse_iso_moment
 
 
@@ -75,18 +75,14 @@ def agent_backfill(*, agent, start, end, actor: Actor, reason="", now=None) -> l
     """Queue a run marked `backfill` for each of the agent's slots in [start, end] that has no
     run yet; returns them. Refused (and audited) with a bad range or when every slot has run."""
     now = now or timezone.now()
-    try:
-        start, end, slots = parse_range(agent, start, end, now=now)
-    except InvalidInput as exc:
-        refuse(
-            agent=agent,
-            action=AuditAction.BACKFILL,
-            actor=actor,
-            now=now,
-            error=exc,
-            reason=reason if isinstance(reason, str) else "",
-        )
-        raise
+    start, end, slots = checked_input(
+        lambda: parse_range(agent, start, end, now=now),
+        agent=agent,
+        action=AuditAction.BACKFILL,
+        actor=actor,
+        now=now,
+        reason=reason,
+    )
 
     def apply(locked, change):
         recorded = set(

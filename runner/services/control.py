@@ -28,7 +28,7 @@ from runner.models import (
     RunTrigger,
 )
 from runner.services import policies
-from runner.services.audit import audited, record_event, refuse
+from runner.services.audit import audited, checked_input, record_event, refuse
 from runner.services.state import save_state
 from runner.validation import parse_interval, parse_parameter_overrides, parse_until
 
@@ -261,18 +261,14 @@ def agent_run_once(
     are kept on the run, its configuration snapshot and the audit event.
     """
     now = now or timezone.now()
-    try:
-        overrides = parse_parameter_overrides(agent, parameters)
-    except InvalidInput as exc:
-        refuse(
-            agent=agent,
-            action=AuditAction.RUN_ONCE,
-            actor=actor,
-            now=now,
-            error=exc,
-            reason=reason if isinstance(reason, str) else "",
-        )
-        raise
+    overrides = checked_input(
+        lambda: parse_parameter_overrides(agent, parameters),
+        agent=agent,
+        action=AuditAction.RUN_ONCE,
+        actor=actor,
+        now=now,
+        reason=reason,
+    )
 
     def apply(locked, change):
         in_flight = cycle_in_flight(locked, now=now)

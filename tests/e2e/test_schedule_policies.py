@@ -10,34 +10,20 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
 from django.utils import timezone
 
-from runner import scheduling, services
+from runner import services
 from runner.actors import Actor
-from runner.models import Agent, CycleRun, RunStatus
+from runner.models import CycleRun, RunStatus
+from tests.e2e import test_cluster_scheduling as cluster_tests
 from tests.factories import AgentFactory
-from tests.support.processes import LEASE_SECONDS, Processes, wait_for
+from tests.support.processes import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 ACTOR = Actor.cli()
-
-
-@pytest.fixture
-def procs(transactional_db, tmp_path, settings):
-    settings.RUNNER_LEASE_SECONDS = LEASE_SECONDS
-    processes = Processes(tmp_path)
-    yield processes
-    processes.stop_all()
-
-
-def make_due(agent, at):
-    with transaction.atomic():
-        locked = Agent.objects.select_for_update().get(pk=agent.pk)
-        locked.next_run = at
-        locked.save(update_fields=["next_run"])
-        scheduling.sync_schedule(locked)
-    return at
+# The real qcluster and dispatcher of the scheduling tests, and their way of making a slot due.
+procs = cluster_tests.procs
+make_due = cluster_tests.make_due
 
 
 def runs(agent, **filters):
