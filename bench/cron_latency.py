@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.schedule_latency import describe, percentile, prepare_environment, start, stop  # noqa: E402
 
 
-def create(count, *, kind):
+def create(count, *, kind, first=0):
     from runner import services
     from runner.actors import Actor
 
@@ -35,7 +35,7 @@ def create(count, *, kind):
     if kind == "cron":
         values |= {"schedule_kind": "cron", "cron": "* * * * *", "timezone": "America/New_York"}
     agents = []
-    for i in range(count):
+    for i in range(first, first + count):
         agent = services.agent_create(
             values={"slug": f"{kind}-{i}", **values}, actor=Actor.system()
         )
@@ -96,8 +96,11 @@ def main():
     cluster = start("qcluster", ["qcluster"], tmp)
     dispatcher = start("dispatcher", ["rundispatcher"], tmp)
     try:
-        interval = create(options.agents, kind="interval")
-        cron = create(options.agents, kind="cron")
+        # Created alternately, so neither kind comes first in the dispatcher's order.
+        interval, cron = [], []
+        for _ in range(options.agents):
+            interval += create(1, kind="interval", first=len(interval))
+            cron += create(1, kind="cron", first=len(cron))
         boundary = start_on_the_minute(interval + cron)
         print(
             f"{options.agents} cron + {options.agents} interval agents, every minute, "

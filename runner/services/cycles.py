@@ -144,10 +144,11 @@ def cycle_claim_scheduled(*, agent_id, worker, task_id="", now=None, slot=None) 
     """Claim the agent's due scheduled slot; None when nothing is due (a duplicate delivery).
 
     `slot` is the slot the task was sent for: a slot older than the agent's `next_run` was
-    already run, skipped or folded, so its delivery is a no-op. Missed slots (the cluster was
-    down) are folded into this one run and counted on it. A due slot that cannot run (agent
-    paused, stopped, or a cycle still in flight) is recorded once as a `skipped` run with the
-    reason, so every slot leaves one trace.
+    already run, skipped or folded, so its delivery is a no-op. A due slot for a paused or
+    stopped agent is recorded once as a `skipped` run with the reason, so every slot leaves one
+    trace. What happens to a due slot of a running agent (run, skipped, held for the run in
+    flight, missed slots folded or caught up) is the agent's overlap and catch-up policy
+    (runner.policy_rules, applied by `_claim_due_slot`).
     """
     refusal = None
     with transaction.atomic():
