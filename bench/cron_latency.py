@@ -101,7 +101,8 @@ def main():
         for _ in range(options.agents):
             interval += create(1, kind="interval", first=len(interval))
             cron += create(1, kind="cron", first=len(cron))
-        boundary = start_on_the_minute(interval + cron)
+        alternating = [agent for pair in zip(interval, cron, strict=True) for agent in pair]
+        boundary = start_on_the_minute(alternating)
         print(
             f"{options.agents} cron + {options.agents} interval agents, every minute, "
             f"{options.minutes} slots each ..."
