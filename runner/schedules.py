@@ -331,6 +331,8 @@ def check_schedule(agent, *, now) -> dict[str, list[str]]:
         spec_of(agent).next_after(now, now)
     except ScheduleError as exc:
         errors[exc.field] = [exc.message]
+    except (TypeError, ValueError, OverflowError):
+        pass  # an interval or jitter of the wrong type or size: its field's own check says so
     return errors
 
 

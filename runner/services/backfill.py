@@ -21,6 +21,9 @@ from runner.services.audit import audited, checked_input
 from runner.validation import parse_iso_moment
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _moment(value, field) -> datetime:
     if isinstance(value, datetime):
         return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
@@ -61,6 +64,11 @@ def backfill_slots(agent, start: datetime, end: datetime) -> list[datetime]:
 
 def parse_range(agent, start, end, *, now) -> tuple[datetime, datetime, list[datetime]]:
     start, end = _moment(start, "from"), _moment(end, "to")
+    if start < EARLIEST:
+        raise InvalidInput(
+            f"from must be after {EARLIEST.date().isoformat()}; got {start.isoformat()}.",
+            field="from",
+        )
     if end > now:
         raise InvalidInput(f"to must not be in the future; got {end.isoformat()}.", field="to")
     if start >= end:

@@ -52,7 +52,7 @@ def test_buffer_one_runs_a_slot_right_after_the_run_in_flight_and_skips_a_second
     settings.RUNNER_LEASE_SECONDS = 600  # the first run stays in flight past the next slot
     agent = running_agent(overlap_policy="buffer_one", interval_minutes=1)
     first = claim(agent)
-    buffered_slot = timezone.now() - timedelta(milliseconds=10)
+    buffered_slot = timezone.now()  # after run 1 started: it comes while run 1 is in flight
     make_due(agent, buffered_slot)
     assert claim(agent) is None  # buffered: no record, the slot stays the agent's next
     agent.refresh_from_db()
@@ -209,6 +209,7 @@ def test_backfill_queues_past_slots_runs_them_oldest_first_and_is_audited(
         ("2026-01-02", "2026-01-01", "from"),
         ("2026-01-01", "2999-01-01", "to"),
         ("2000-01-01", "2026-01-01", "from"),  # more slots than RUNNER_BACKFILL_MAX_SLOTS
+        ("0001-01-01T00:00Z", "0001-01-02T00:00Z", "from"),
     ],
 )
 def test_a_bad_backfill_range_is_refused_naming_the_field_and_audited(start, end, field):
@@ -298,6 +299,7 @@ def test_switching_to_cron_is_audited_and_moves_the_next_slot():
         ({"retry_on": "failed,exploded"}, "retry_on"),
         ({"overlap_policy": "queue_all"}, "overlap_policy"),
         ({"jitter_seconds": 3601}, "jitter_seconds"),
+        ({"interval_minutes": 10**15}, "interval_minutes"),
     ],
 )
 def test_schedule_settings_that_cannot_work_are_refused_and_change_nothing(values, field):
