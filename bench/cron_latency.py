@@ -6,9 +6,9 @@
 
 A real `manage.py qcluster` and `manage.py rundispatcher` run against a fresh database. Half the
 agents are cron agents (`* * * * *` in America/New_York: the dispatcher evaluates the zone, the
-windows and the jitter), half are interval agents (every minute, started on the same minute
-boundary), so both kinds are due at the same moments and compete for the same workers. Each run
-does 20 ms of work. The bench prints the delay from each slot to its start for each kind, and the
+windows and the jitter), half are interval agents (every minute, at half past each minute), so
+each kind's slots come all at once and the two kinds never compete for workers. Each run does
+20 ms of work. The bench prints the delay from each slot to its start for each kind, and the
 cron/interval ratio of the medians and 95th percentiles measured in the same run.
 """
 
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.schedule_latency import describe, percentile, prepare_environment, start, stop  # noqa: E402
 
 
-def create(count, *, kind, first=0):
+def create(count, *, kind):
     from runner import services
     from runner.actors import Actor
 
@@ -35,7 +35,7 @@ def create(count, *, kind, first=0):
     if kind == "cron":
         values |= {"schedule_kind": "cron", "cron": "* * * * *", "timezone": "America/New_York"}
     agents = []
-    for i in range(first, first + count):
+    for i in range(count):
         agent = services.agent_create(
             values={"slug": f"{kind}-{i}", **values}, actor=Actor.system()
         )
@@ -43,9 +43,10 @@ def create(count, *, kind, first=0):
     return agents
 
 
-def start_on_the_minute(agents):
-    """Start every agent just after a minute boundary, then drop the start's own first runs, so
-    the measured slots are all schedule slots on minute boundaries."""
+def start_on_the_minute(interval, cron):
+    """Start every agent so that the cron agents' slots fall on each minute and the interval
+    agents' half a minute later: each kind's slots come together, the two kinds never compete.
+    Then drop the start's own first runs, so only schedule slots are measured."""
     from django.utils import timezone
 
     from runner import services
@@ -56,8 +57,12 @@ def start_on_the_minute(agents):
     boundary = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
     if (boundary - now).total_seconds() < 25:  # leave time to start them all before it
         boundary += timedelta(minutes=1)
-    for agent in agents:
+    for agent in cron:
         services.agent_start(agent=agent, actor=Actor.system(), now=boundary - timedelta(minutes=1))
+    for agent in interval:  # every minute from boundary - 30 s: slots at :30
+        services.agent_start(
+            agent=agent, actor=Actor.system(), now=boundary - timedelta(seconds=30)
+        )
     deadline = time.monotonic() + 30
     while CycleRun.objects.filter(finished_at__isnull=True).exists():
         if time.monotonic() > deadline:
@@ -96,18 +101,14 @@ def main():
     cluster = start("qcluster", ["qcluster"], tmp)
     dispatcher = start("dispatcher", ["rundispatcher"], tmp)
     try:
-        # Created alternately, so neither kind comes first in the dispatcher's order.
-        interval, cron = [], []
-        for _ in range(options.agents):
-            interval += create(1, kind="interval", first=len(interval))
-            cron += create(1, kind="cron", first=len(cron))
-        alternating = [agent for pair in zip(interval, cron, strict=True) for agent in pair]
-        boundary = start_on_the_minute(alternating)
+        interval = create(options.agents, kind="interval")
+        cron = create(options.agents, kind="cron")
+        boundary = start_on_the_minute(interval, cron)
         print(
             f"{options.agents} cron + {options.agents} interval agents, every minute, "
             f"{options.minutes} slots each ..."
         )
-        wait = (boundary - timezone_now()).total_seconds() + (options.minutes - 1) * 60 + 5
+        wait = (boundary - timezone_now()).total_seconds() + (options.minutes - 1) * 60 + 35
         time.sleep(max(wait, 0))
         from runner import services
         from runner.actors import Actor
