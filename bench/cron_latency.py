@@ -59,9 +59,9 @@ def start_on_the_minute(interval, cron):
         boundary += timedelta(minutes=1)
     for agent in cron:
         services.agent_start(agent=agent, actor=Actor.system(), now=boundary - timedelta(minutes=1))
-    for agent in interval:  # every minute from boundary - 30 s: slots at :30
+    for agent in interval:  # every minute from boundary - 90 s (in the past): slots at :30
         services.agent_start(
-            agent=agent, actor=Actor.system(), now=boundary - timedelta(seconds=30)
+            agent=agent, actor=Actor.system(), now=boundary - timedelta(seconds=90)
         )
     deadline = time.monotonic() + 30
     while CycleRun.objects.filter(finished_at__isnull=True).exists():
