@@ -97,16 +97,13 @@ def audited(*, agent, action, actor: Actor, reason, now, apply):
         except RunnerError as exc:
             exc.state = exc.state or before
             refusal = exc
-            record_event(
+            _record_refusal(
                 agent=locked,
                 action=action,
                 actor=actor,
-                outcome=AuditOutcome.REFUSED,
                 now=now,
-                state_before=before,
-                state_after=before,
                 reason=reason,
-                refusal_reason=exc.message,
+                message=exc.message,
             )
         if refusal is None and change.record:
             event = record_event(
@@ -132,24 +129,20 @@ def audited(*, agent, action, actor: Actor, reason, now, apply):
 def refuse(*, agent, action, actor, now, error: RunnerError, reason, agent_slug=None):
     """Record a request refused before it reached the agent's lock (its input was bad)."""
     with transaction.atomic():
-        record_event(
+        _record_refusal(
             agent=agent,
             agent_slug=agent_slug,
             action=action,
             actor=actor,
-            outcome=AuditOutcome.REFUSED,
             now=now,
-            state_before=agent.state if agent else "",
-            state_after=agent.state if agent else "",
             reason=reason,
-            refusal_reason=error.message,
+            message=error.message,
         )
     error.state = error.state or (agent.state if agent else "")
 
 
-def checked_input(parse, *, agent, action, actor, now, reason):
-    """`parse()`, the reading of a request's input before it reaches the agent's lock; an input
-    it refuses (InvalidInput) is audited as a `refused` request, then raised."""
+def checked(parse, *, agent, action, actor, now, reason):
+    """`parse()` a request's input; bad input (InvalidInput) is audited as refused, then raised."""
     try:
         return parse()
     except InvalidInput as exc:
@@ -174,18 +167,31 @@ def control_refused(
     `refused` event, and nothing else changes. `agent` may be None (an unknown slug, kept in
     `agent_slug`). What the request carried may be anything: `record_event` makes it storable.
     """
-    now = now or timezone.now()
-    state = agent.state if agent is not None else ""
     with transaction.atomic():
-        return record_event(
+        return _record_refusal(
             agent=agent,
             agent_slug=agent_slug,
             action=action,
             actor=actor,
-            outcome=AuditOutcome.REFUSED,
-            now=now,
-            state_before=state,
-            state_after=state,
+            now=now or timezone.now(),
             reason=storable(reason, REASON_MAX_LENGTH),
-            refusal_reason=message,
+            message=message,
         )
+
+
+def _record_refusal(*, agent, action, actor, now, reason, message, agent_slug=None, state=None):
+    """A `refused` event: the agent's state stays what it was."""
+    if state is None:
+        state = agent.state if agent is not None else ""
+    return record_event(
+        agent=agent,
+        agent_slug=agent_slug,
+        action=action,
+        actor=actor,
+        outcome=AuditOutcome.REFUSED,
+        now=now,
+        state_before=state,
+        state_after=state,
+        reason=reason,
+        refusal_reason=message,
+    )

@@ -17,9 +17,8 @@ from runner.actors import Actor
 from runner.conf import conf
 from runner.errors import InvalidInput, TransitionRefused
 from runner.models import AuditAction, CycleRun, RunStatus, RunTrigger
-from runner.services.audit import audited, checked_input
+from runner.services.audit import audited, checked
 from runner.validation import parse_iso_moment
-
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -83,7 +82,7 @@ def agent_backfill(*, agent, start, end, actor: Actor, reason="", now=None) -> l
     """Queue a run marked `backfill` for each of the agent's slots in [start, end] that has no
     run yet; returns them. Refused (and audited) with a bad range or when every slot has run."""
     now = now or timezone.now()
-    start, end, slots = checked_input(
+    start, end, slots = checked(
         lambda: parse_range(agent, start, end, now=now),
         agent=agent,
         action=AuditAction.BACKFILL,

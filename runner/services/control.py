@@ -16,7 +16,7 @@ from django.utils import timezone
 from runner import schedules, scheduling
 from runner.actors import Actor
 from runner.conf import conf
-from runner.errors import InvalidInput, TransitionRefused
+from runner.errors import TransitionRefused
 from runner.models import (
     Agent,
     AgentState,
@@ -28,7 +28,7 @@ from runner.models import (
     RunTrigger,
 )
 from runner.services import policies
-from runner.services.audit import audited, checked_input, record_event, refuse
+from runner.services.audit import audited, checked, record_event
 from runner.services.state import save_state
 from runner.validation import parse_interval, parse_parameter_overrides, parse_until
 
@@ -129,18 +129,14 @@ def agent_pause(*, agent, actor: Actor, reason="", until=None, now=None):
     """running -> paused; no new cycles, an in-flight cycle finishes. With `until` (a datetime,
     an ISO string or a duration such as "2h") the runner resumes by itself then."""
     now = now or timezone.now()
-    try:
-        until = parse_until(until, now=now)
-    except InvalidInput as exc:
-        refuse(
-            agent=agent,
-            action=AuditAction.PAUSE,
-            actor=actor,
-            now=now,
-            error=exc,
-            reason=reason if isinstance(reason, str) else "",
-        )
-        raise
+    until = checked(
+        lambda: parse_until(until, now=now),
+        agent=agent,
+        action=AuditAction.PAUSE,
+        actor=actor,
+        now=now,
+        reason=reason,
+    )
 
     def apply(locked, change):
         _require(locked, AuditAction.PAUSE)
@@ -261,7 +257,7 @@ def agent_run_once(
     are kept on the run, its configuration snapshot and the audit event.
     """
     now = now or timezone.now()
-    overrides = checked_input(
+    overrides = checked(
         lambda: parse_parameter_overrides(agent, parameters),
         agent=agent,
         action=AuditAction.RUN_ONCE,
@@ -300,18 +296,14 @@ def agent_run_once(
 def agent_set_interval(*, agent, interval_minutes, actor: Actor, reason="", now=None):
     """Any state; 1..10080 minutes; the next run is recomputed from the last start, never past."""
     now = now or timezone.now()
-    try:
-        minutes = parse_interval(interval_minutes)
-    except InvalidInput as exc:
-        refuse(
-            agent=agent,
-            action=AuditAction.SET_INTERVAL,
-            actor=actor,
-            now=now,
-            error=exc,
-            reason=reason if isinstance(reason, str) else "",
-        )
-        raise
+    minutes = checked(
+        lambda: parse_interval(interval_minutes),
+        agent=agent,
+        action=AuditAction.SET_INTERVAL,
+        actor=actor,
+        now=now,
+        reason=reason,
+    )
 
     def apply(locked, change):
         before = locked.interval_minutes

@@ -278,3 +278,18 @@ def test_pause_with_an_end_from_the_agent_page(client, controller):
     )
     [(level, text)] = messages_of(refused)
     assert level == "error" and "until must" in text
+
+
+@pytest.mark.parametrize("typed", ["²", "--5", "٣", "1e3", " ", "9" * 40])
+def test_odd_text_in_the_interval_box_is_refused_naming_the_field(client, controller, typed):
+    """Digits that `isdigit()` accepts but `int()` does not (and the like) once gave a 500."""
+    agent = AgentFactory(interval_minutes=60)
+    response = client.post(
+        control_url(agent), {"action": "set_interval", "interval_minutes": typed}, follow=True
+    )
+    assert response.status_code == 200
+    [(level, text)] = messages_of(response)
+    assert level == "error" and "interval_minutes must be a whole number from 1 to 10080" in text
+    agent.refresh_from_db()
+    assert agent.interval_minutes == 60
+    assert AuditEvent.objects.get(agent=agent).outcome == "refused"

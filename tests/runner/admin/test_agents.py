@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from runner.models import Agent, AuditEvent, CycleRun
-from tests.factories import AgentFactory, CycleRunFactory
+from tests.factories import AgentFactory, CycleRunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -133,3 +133,51 @@ def test_bulk_delete_is_not_offered(admin_client):
     AgentFactory()
     response = admin_client.get(reverse("admin:runner_agent_changelist"))
     assert "delete_selected" not in response.content.decode()
+
+
+@pytest.fixture
+def viewer_client(client):
+    client.force_login(UserFactory(username="watcher", perms=["runner.view_agent"]))
+    return client
+
+
+def test_a_forged_change_without_the_permission_is_refused_and_audited(viewer_client):
+    agent = AgentFactory(name="Before")
+    url = reverse("admin:runner_agent_change", args=[agent.pk])
+    response = viewer_client.post(url, {"name": "After", "audit_reason": "sneaky"})
+    assert response.status_code == 403
+    agent.refresh_from_db()
+    assert agent.name == "Before"
+    event = AuditEvent.objects.get(agent_id=agent.pk)
+    assert (event.action, event.outcome, event.source) == ("configure", "refused", "admin")
+    assert "runner.change_agent" in event.refusal_reason and event.reason == "sneaky"
+
+
+def test_a_forged_add_without_the_permission_is_refused_and_audited(viewer_client):
+    response = viewer_client.post(reverse("admin:runner_agent_add"), {"slug": "intruder"})
+    assert response.status_code == 403
+    assert not Agent.objects.filter(slug="intruder").exists()
+    event = AuditEvent.objects.get(agent_slug="intruder")
+    assert (event.action, event.outcome) == ("create", "refused")
+    assert "runner.add_agent" in event.refusal_reason
+
+
+def test_a_forged_delete_without_the_permission_is_refused_and_audited(viewer_client):
+    agent = AgentFactory()
+    url = reverse("admin:runner_agent_delete", args=[agent.pk])
+    assert viewer_client.post(url, {"post": "yes"}).status_code == 403
+    assert Agent.objects.filter(pk=agent.pk).exists()
+    event = AuditEvent.objects.get(agent_id=agent.pk)
+    assert (event.action, event.outcome) == ("delete", "refused")
+    assert "runner.delete_agent" in event.refusal_reason
+
+
+def test_viewing_the_pages_without_the_permission_to_change_writes_nothing(viewer_client):
+    agent = AgentFactory()
+    assert (
+        viewer_client.get(reverse("admin:runner_agent_change", args=[agent.pk])).status_code == 200
+    )
+    assert (
+        viewer_client.get(reverse("admin:runner_agent_delete", args=[agent.pk])).status_code == 403
+    )
+    assert not AuditEvent.objects.exists()
