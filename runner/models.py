@@ -11,8 +11,6 @@ from django.db import models
 from django.db.models import Q
 
 from runner.choices import (  # noqa: F401 (re-exported: callers import them from here too)
-    CATCHUP_WINDOW_MAX,
-    CATCHUP_WINDOW_MIN,
     FAILURE_STATUSES,
     FINISHED_STATUSES,
     INTERVAL_MAX,
@@ -21,8 +19,6 @@ from runner.choices import (  # noqa: F401 (re-exported: callers import them fro
     MAX_FAILURES_MAX,
     MAX_FAILURES_MIN,
     RETRY_ATTEMPTS_MAX,
-    RETRY_BACKOFF_MAX,
-    RETRY_BACKOFF_MIN,
     TIMEOUT_MAX,
     TIMEOUT_MIN,
     AgentState,
@@ -38,11 +34,14 @@ from runner.choices import (  # noqa: F401 (re-exported: callers import them fro
     TradingMode,
 )
 from runner.conf import conf
+from runner.policy_fields import SchedulePolicyFields
 from runner.validation import validate_agent_config
 
 
-class Agent(models.Model):
-    """An agent's configuration (edited by operators) beside its runner state (written by services)."""
+class Agent(SchedulePolicyFields):
+    """An agent's configuration (edited by operators) beside its runner state (written by services).
+
+    The calendar schedule and run policies are configuration too (runner/policy_fields.py)."""
 
     # Configuration
     slug = models.SlugField(max_length=64, unique=True)
@@ -68,58 +67,6 @@ class Agent(models.Model):
         max_length=16, choices=TradingMode.choices, default=TradingMode.DRY_RUN
     )
 
-    # Calendar schedule and run policies (runner/schedules.py, runner/policy_rules.py)
-    schedule_kind = models.CharField(
-        max_length=16, choices=ScheduleKind.choices, default=ScheduleKind.INTERVAL
-    )
-    cron = models.CharField(
-        max_length=200,
-        blank=True,
-        default="",
-        help_text="Five-field cron expression, evaluated in the agent's time zone (cron kind).",
-    )
-    timezone = models.CharField(
-        max_length=64, default="UTC", help_text="IANA time zone of cron and active windows."
-    )
-    jitter_seconds = models.PositiveIntegerField(
-        default=0,
-        validators=[MinValueValidator(0), MaxValueValidator(JITTER_MAX)],
-        help_text=f"Delay each slot by 0..N seconds, the same for a given slot (0..{JITTER_MAX}).",
-    )
-    active_windows = models.JSONField(
-        default=list,
-        blank=True,
-        help_text='Slots only inside these local windows, e.g. [{"days": "mon-fri", '
-        '"start": "13:30", "end": "20:00"}]; [] means always.',
-    )
-    overlap_policy = models.CharField(
-        max_length=16, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP
-    )
-    catchup_policy = models.CharField(
-        max_length=16, choices=CatchupPolicy.choices, default=CatchupPolicy.LATEST
-    )
-    catchup_window_minutes = models.PositiveIntegerField(
-        default=60,
-        validators=[MinValueValidator(CATCHUP_WINDOW_MIN), MaxValueValidator(CATCHUP_WINDOW_MAX)],
-        help_text="With catch-up `window`: missed slots this recent still run, oldest first.",
-    )
-    retry_attempts = models.PositiveIntegerField(
-        default=0,
-        validators=[MinValueValidator(0), MaxValueValidator(RETRY_ATTEMPTS_MAX)],
-        help_text=f"Retries of a failed scheduled run (0..{RETRY_ATTEMPTS_MAX}).",
-    )
-    retry_backoff_seconds = models.PositiveIntegerField(
-        default=30,
-        validators=[MinValueValidator(RETRY_BACKOFF_MIN), MaxValueValidator(RETRY_BACKOFF_MAX)],
-        help_text="First retry delay; doubles per attempt, plus up to half of it as jitter.",
-    )
-    retry_on = models.CharField(
-        max_length=64,
-        blank=True,
-        default="failed,timed_out",
-        help_text="Outcomes that retry, comma-separated: failed, timed_out, abandoned.",
-    )
-
     # Runner state and counters (read-only outside runner.services)
     state = models.CharField(max_length=16, choices=AgentState.choices, default=AgentState.STOPPED)
     next_run = models.DateTimeField(null=True, blank=True)
@@ -140,20 +87,6 @@ class Agent(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    # The calendar and policy part of the configuration, grouped (admin fieldset, schedule code).
-    SCHEDULE_FIELDS = (
-        "schedule_kind",
-        "cron",
-        "timezone",
-        "jitter_seconds",
-        "active_windows",
-        "overlap_policy",
-        "catchup_policy",
-        "catchup_window_minutes",
-        "retry_attempts",
-        "retry_backoff_seconds",
-        "retry_on",
-    )
     CONFIG_FIELDS = (
         "name",
         "kind",
@@ -162,7 +95,7 @@ class Agent(models.Model):
         "timeout_seconds",
         "max_consecutive_failures",
         "trading_mode",
-        *SCHEDULE_FIELDS,
+        *SchedulePolicyFields.SCHEDULE_FIELDS,
     )
 
     # The runner state and counters the API, the CLI and the admin show (written by services only).
