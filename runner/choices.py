@@ -49,6 +49,7 @@ class RunTrigger(models.TextChoices):
     SCHEDULE = "schedule", "Schedule"
     MANUAL = "manual", "Manual"
     CLI = "cli", "Command line"
+    BACKFILL = "backfill", "Backfill"
 
 
 class AuditAction(models.TextChoices):
@@ -62,6 +63,7 @@ class AuditAction(models.TextChoices):
     CREATE = "create", "Create"
     DELETE = "delete", "Delete"
     TRIP = "trip", "Trip (circuit breaker)"
+    BACKFILL = "backfill", "Backfill"
 
 
 class AuditOutcome(models.TextChoices):
@@ -81,3 +83,29 @@ class AlertKind(models.TextChoices):
     AGENT_ERROR = "agent_error", "Agent tripped to error"
     RUN_ABANDONED = "run_abandoned", "Run abandoned"
     AGENT_OVERDUE = "agent_overdue", "Agent overdue"
+
+
+# --- calendar schedules and run policies (runner/schedules.py, runner/policy_rules.py) ---------
+
+
+class ScheduleKind(models.TextChoices):
+    INTERVAL = "interval", "Every N minutes"
+    CRON = "cron", "Cron expression in the agent's time zone"
+
+
+class OverlapPolicy(models.TextChoices):
+    SKIP = "skip", "Skip the slot"
+    BUFFER_ONE = "buffer_one", "Run once right after the current run"
+    CANCEL_PREVIOUS = "cancel_previous", "Stop the current run, then start"
+
+
+class CatchupPolicy(models.TextChoices):
+    LATEST = "latest", "Run once, count the missed slots"
+    WINDOW = "window", "Run each missed slot within the window, oldest first"
+
+
+RETRYABLE_STATUSES = ("failed", "timed_out", "abandoned")
+JITTER_MAX = 3600
+CATCHUP_WINDOW_MIN, CATCHUP_WINDOW_MAX = 1, 10080
+RETRY_ATTEMPTS_MAX = 10
+RETRY_BACKOFF_MIN, RETRY_BACKOFF_MAX = 1, 3600

@@ -115,6 +115,18 @@ conf = SettingsGroup(
         "`qcluster` takes a task only when one of its workers is free (runner.cluster).",
     ),
     Setting(
+        "RUNNER_RETRY_MAX_DELAY_SECONDS",
+        3600,
+        "int",
+        "The longest backoff before a retry, whatever its attempt number.",
+    ),
+    Setting(
+        "RUNNER_BACKFILL_MAX_SLOTS",
+        1000,
+        "int",
+        "The most slots one backfill request may queue.",
+    ),
+    Setting(
         "RUNNER_HARD_TIMEOUT_MARGIN_SECONDS",
         60,
         "int",

@@ -215,7 +215,9 @@ def _run_agent(run, token, log, heartbeat):
     agent = run.agent
     try:
         agent_class = registry.get_agent_class(agent.kind)
-        parameters = registry.validate_parameters(agent.kind, agent.parameters)
+        parameters = registry.validate_parameters(
+            agent.kind, {**agent.parameters, **run.parameter_overrides}
+        )
         instance = agent_class()
     except (AgentLoadError, ValidationError, TypeError) as exc:
         log.error("agent could not be loaded: %s", exc)

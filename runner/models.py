@@ -15,8 +15,10 @@ from runner.choices import (  # noqa: F401 (re-exported: callers import them fro
     FINISHED_STATUSES,
     INTERVAL_MAX,
     INTERVAL_MIN,
+    JITTER_MAX,
     MAX_FAILURES_MAX,
     MAX_FAILURES_MIN,
+    RETRY_ATTEMPTS_MAX,
     TIMEOUT_MAX,
     TIMEOUT_MIN,
     AgentState,
@@ -24,16 +26,22 @@ from runner.choices import (  # noqa: F401 (re-exported: callers import them fro
     AuditAction,
     AuditOutcome,
     AuditSource,
+    CatchupPolicy,
+    OverlapPolicy,
     RunStatus,
     RunTrigger,
+    ScheduleKind,
     TradingMode,
 )
 from runner.conf import conf
+from runner.policy_fields import SchedulePolicyFields
 from runner.validation import validate_agent_config
 
 
-class Agent(models.Model):
-    """An agent's configuration (edited by operators) beside its runner state (written by services)."""
+class Agent(SchedulePolicyFields):
+    """An agent's configuration (edited by operators) beside its runner state (written by services).
+
+    The calendar schedule and run policies are configuration too (runner/policy_fields.py)."""
 
     # Configuration
     slug = models.SlugField(max_length=64, unique=True)
@@ -87,6 +95,7 @@ class Agent(models.Model):
         "timeout_seconds",
         "max_consecutive_failures",
         "trading_mode",
+        *SchedulePolicyFields.SCHEDULE_FIELDS,
     )
 
     # The runner state and counters the API, the CLI and the admin show (written by services only).
@@ -131,6 +140,25 @@ class Agent(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(trading_mode__in=TradingMode.values), name="agent_trading_mode_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(schedule_kind__in=ScheduleKind.values),
+                name="agent_schedule_kind_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(overlap_policy__in=OverlapPolicy.values),
+                name="agent_overlap_policy_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(catchup_policy__in=CatchupPolicy.values),
+                name="agent_catchup_policy_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(jitter_seconds__lte=JITTER_MAX), name="agent_jitter_seconds_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(retry_attempts__lte=RETRY_ATTEMPTS_MAX),
+                name="agent_retry_attempts_range",
             ),
         ]
 
@@ -186,6 +214,22 @@ class CycleRun(models.Model):
     error_message = models.TextField(blank=True, default="")
     traceback = models.TextField(blank=True, default="")
     log_lines = models.JSONField(default=list, blank=True)
+    # Run policies (runner/services/policies.py)
+    attempt = models.PositiveSmallIntegerField(
+        default=0, help_text="0 for the first run of a slot; 1, 2, ... for its retries."
+    )
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
+    not_before = models.DateTimeField(
+        null=True, blank=True, help_text="A retry waits for its backoff until this time."
+    )
+    policy_note = models.CharField(
+        max_length=300, blank=True, default="", help_text="Why a policy ran, delayed or ended it."
+    )
+    parameter_overrides = models.JSONField(
+        default=dict, blank=True, help_text="Run-once parameters over the agent's own."
+    )
 
     class Meta:
         ordering = ["-queued_at", "-id"]
@@ -196,8 +240,11 @@ class CycleRun(models.Model):
                 condition=Q(status="running"),
                 name="cyclerun_one_running_per_agent",
             ),
-            # A redelivered or duplicated scheduled task for the same slot cannot make a second run.
-            models.UniqueConstraint(fields=["agent", "slot"], name="cyclerun_unique_agent_slot"),
+            # A redelivered or duplicated scheduled task for the same slot cannot make a second run;
+            # a retry of the slot is its next attempt.
+            models.UniqueConstraint(
+                fields=["agent", "slot", "attempt"], name="cyclerun_unique_agent_slot_attempt"
+            ),
             models.CheckConstraint(
                 condition=Q(status__in=RunStatus.values), name="cyclerun_status_valid"
             ),

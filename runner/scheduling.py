@@ -18,12 +18,13 @@ import logging
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
-from runner import slots
+from runner import schedules, slots
 from runner.conf import conf
 from runner.models import Agent, AgentState, CycleRun, RunStatus, RunTrigger
 
@@ -46,18 +47,33 @@ def task_options(timeout_seconds) -> dict:
     return {"timeout": int(timeout_seconds) + conf.RUNNER_HARD_TIMEOUT_MARGIN_SECONDS}
 
 
-def sync_schedule(agent):
-    """Create, update or remove the agent's Schedule row to match its state and next run."""
+def fire_time(agent, slot):
+    """When the agent's slot fires: the slot itself unless the agent has jitter."""
+    if not agent.jitter_seconds or slot is None:
+        return slot
+    return schedules.spec_of(agent).fire_time(slot)
+
+
+def sync_schedule(agent, *, not_before=None):
+    """Create, update or remove the agent's Schedule row to match its state and next run.
+
+    The row fires at the next slot's fire time (with its jitter), or at `not_before` if that is
+    later: a slot that waits for the run in flight is started by that run's end, and the row is
+    only the backstop then. Cron agents' rows tick every minute for django-q2's own scheduler (it
+    cannot evaluate their zone and windows); the claim puts the row back on the real slot.
+    """
     name = schedule_name(agent)
     if agent.state == AgentState.RUNNING and agent.next_run is not None:
+        fires = fire_time(agent, agent.next_run)
+        minutes = agent.interval_minutes if agent.schedule_kind != "cron" else 1
         Schedule.objects.update_or_create(
             name=name,
             defaults={
                 "func": SCHEDULED_TASK,
                 "args": str(agent.pk),
                 "schedule_type": Schedule.MINUTES,
-                "minutes": agent.interval_minutes,
-                "next_run": agent.next_run,
+                "minutes": minutes,
+                "next_run": max(fires, not_before) if not_before else fires,
                 "repeats": -1,
                 "intended_date_kwarg": SLOT_KWARG,
                 # django-q2's scheduler passes these q_options on to the task it queues
@@ -76,7 +92,7 @@ def enqueue_scheduled_cycle(agent):
     """
     slot = agent.next_run
     Schedule.objects.filter(name=schedule_name(agent)).update(
-        next_run=slot + timedelta(minutes=agent.interval_minutes)
+        next_run=following_fire(agent, slot, slot)
     )
     agent_id, options = agent.pk, task_options(agent.timeout_seconds)
     transaction.on_commit(
@@ -88,6 +104,16 @@ def enqueue_scheduled_cycle(agent):
             q_options=options,
         )
     )
+
+
+def following_fire(agent, slot, now):
+    """When the agent's schedule row fires after sending `slot` at `now`: the first slot after now,
+    with its jitter. Plain interval agents keep runner.slots' arithmetic."""
+    if agent.schedule_kind != "cron" and not agent.jitter_seconds and not agent.active_windows:
+        return slots.next_slot_after(slot, agent.interval_minutes, now)
+    spec = schedules.spec_of(agent)
+    anchor = agent.next_run or slot
+    return spec.fire_time(spec.next_after(anchor, max(now, anchor)))
 
 
 def enqueue_queued_run(run_id, *, timeout_seconds=None):
@@ -134,13 +160,18 @@ def dispatch_due_slots(*, now=None) -> list[tuple[int, datetime]]:
         .filter(next_run__lte=now)
         .values_list("pk", "name", "args", "next_run", "minutes", "kwargs")
     )
+    timing = _schedule_timing({int(row[2]) for row in due})
     sent = []
     for pk, name, args, slot, minutes, kwargs in due:
         options = ast.literal_eval(kwargs).get("q_options", {}) if kwargs else {}
+        agent = timing.get(int(args))
+        following = (
+            following_fire(agent, slot, now)
+            if agent is not None
+            else slots.next_slot_after(slot, minutes, now)
+        )
         with transaction.atomic():
-            taken = Schedule.objects.filter(pk=pk, next_run=slot).update(
-                next_run=slots.next_slot_after(slot, minutes, now)
-            )
+            taken = Schedule.objects.filter(pk=pk, next_run=slot).update(next_run=following)
             if taken:
                 agent_id = int(args)
                 task_id = async_task(
@@ -155,6 +186,14 @@ def dispatch_due_slots(*, now=None) -> list[tuple[int, datetime]]:
     return sent
 
 
+def _schedule_timing(agent_ids) -> dict:
+    """The fields that time each agent's slots, in one query for a pass's due rows."""
+    if not agent_ids:
+        return {}
+    fields = ("pk", "next_run", "interval_minutes", *Agent.SCHEDULE_FIELDS)
+    return {agent.pk: agent for agent in Agent.objects.filter(pk__in=agent_ids).only(*fields)}
+
+
 def redispatch_overdue(*, now=None, grace_seconds, already_sent: set) -> int:
     """Send again any slot whose task was taken but never claimed (lost in a crashed cluster or a
     broker outage): the agent is running and its `next_run` passed more than `grace_seconds` ago.
@@ -163,11 +202,13 @@ def redispatch_overdue(*, now=None, grace_seconds, already_sent: set) -> int:
     now = now or timezone.now()
     overdue = Agent.objects.filter(
         state=AgentState.RUNNING, next_run__lt=now - timedelta(seconds=grace_seconds)
-    ).values_list("pk", "next_run", "timeout_seconds")
+    ).values_list("pk", "next_run", "timeout_seconds", "jitter_seconds")
     sent = 0
-    for agent_id, slot, timeout_seconds in overdue:
+    for agent_id, slot, timeout_seconds, jitter_seconds in overdue:
         if (agent_id, slot) in already_sent:
             continue
+        if jitter_seconds and _fires_later(agent_id, slot, now - timedelta(seconds=grace_seconds)):
+            continue  # its jitter holds it back: not lost, just not due yet
         already_sent.add((agent_id, slot))
         logger.warning("agent %s slot %s is overdue; queueing it again", agent_id, slot)
         async_task(
@@ -181,8 +222,8 @@ def redispatch_overdue(*, now=None, grace_seconds, already_sent: set) -> int:
     # Manual runs sent to the cluster but still queued (CLI runs are claimed by their own process
     # and never sent). A resend is harmless: only a run still `queued` can be claimed.
     stale = CycleRun.objects.filter(
+        Q(trigger__in=(RunTrigger.MANUAL, RunTrigger.BACKFILL)) | Q(attempt__gt=0),
         status=RunStatus.QUEUED,
-        trigger=RunTrigger.MANUAL,
         queued_at__lt=now - timedelta(seconds=grace_seconds),
     ).exclude(task_id="")
     for run_id, timeout_seconds in stale.values_list("pk", "agent__timeout_seconds"):
@@ -193,6 +234,11 @@ def redispatch_overdue(*, now=None, grace_seconds, already_sent: set) -> int:
         async_task(QUEUED_TASK, run_id, q_options=task_options(timeout_seconds))
         sent += 1
     return sent
+
+
+def _fires_later(agent_id, slot, moment) -> bool:
+    agent = Agent.objects.filter(pk=agent_id).first()
+    return agent is not None and fire_time(agent, slot) >= moment
 
 
 def seconds_to_next_slot(*, now=None) -> float | None:

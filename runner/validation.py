@@ -7,10 +7,11 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from runner.choices import INTERVAL_MAX, INTERVAL_MIN, TradingMode
+from runner.choices import INTERVAL_MAX, INTERVAL_MIN, RETRYABLE_STATUSES, TradingMode
 from runner.conf import conf
 from runner.errors import InvalidInput
 from runner.registry import validate_parameters
+from runner.schedules import check_schedule
 
 REASON_MAX_LENGTH = 1000
 # A pause with an end ends within this long (a longer pause is a stop).
@@ -104,8 +105,43 @@ def validate_agent_config(agent):
         errors["trading_mode"] = [
             "An agent can be set to live only while the environment says TRADING_MODE=live."
         ]
+    errors.update(check_schedule(agent, now=timezone.now()))
+    errors.update(check_retry_on(agent))
     if errors:
         raise ValidationError(errors)
+
+
+def check_retry_on(agent) -> dict:
+    """`retry_on` is comma-separated outcomes; normalised on the agent ("failed,timed_out")."""
+    value = agent.retry_on
+    items = [item.strip() for item in value.split(",")] if isinstance(value, str) else None
+    items = [item for item in items if item] if items is not None else None
+    if items is None or any(item not in RETRYABLE_STATUSES for item in items):
+        allowed = ", ".join(RETRYABLE_STATUSES)
+        return {
+            "retry_on": [
+                f"retry_on must list outcomes among {allowed}, comma-separated; got {value!r}."
+            ]
+        }
+    agent.retry_on = ",".join(status for status in RETRYABLE_STATUSES if status in items)
+    return {}
+
+
+def parse_parameter_overrides(agent, overrides) -> dict:
+    """Run-once parameters over the agent's own, checked by the agent kind's own schema together
+    with the stored ones; returns the overrides as the kind normalised them. None: no overrides."""
+    if overrides is None:
+        return {}
+    if not isinstance(overrides, dict):
+        raise InvalidInput(
+            "parameters must be a JSON object of parameter overrides.", field="parameters"
+        )
+    try:
+        merged = validate_parameters(agent.kind, {**agent.parameters, **overrides})
+    except ValidationError as exc:
+        messages = exc.message_dict.get("parameters") or exc.messages
+        raise InvalidInput("; ".join(messages), field="parameters") from exc
+    return {name: merged.get(name, value) for name, value in overrides.items()}
 
 
 def parse_duration(value, *, field, maximum) -> timedelta:

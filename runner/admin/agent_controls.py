@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from runner import services
 from runner.actors import Actor
 from runner.admin.agent_page import CONTROLS
+from runner.admin.agent_schedule import run_once_parameters
 from runner.errors import RunnerError
 from runner.models import Agent, AuditSource
 
@@ -149,7 +150,12 @@ class AgentControlsMixin:
     def _apply_control(self, request, agent, control, *, actor, reason):
         """One service call; returns the message that says what happened."""
         if control.verb == "run_once":
-            run = services.agent_run_once(agent=agent, actor=actor, reason=reason)
+            run = services.agent_run_once(
+                agent=agent,
+                actor=actor,
+                reason=reason,
+                parameters=run_once_parameters(request, agent, actor=actor, reason=reason),
+            )
             return format_html(
                 'Run <a href="{}">#{}</a> queued for {}; a worker picks it up shortly.',
                 reverse("admin:runner_cyclerun_change", args=[run.pk]),

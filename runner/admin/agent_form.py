@@ -27,6 +27,10 @@ class AgentAdminForm(forms.ModelForm):
             if current and current not in kinds:
                 kinds.append(current)
             self.fields["kind"].widget = forms.Select(choices=[(k, k) for k in kinds])
+        for name in Agent.SCHEDULE_FIELDS:
+            # A form that leaves a policy out keeps its current (or default) value.
+            if name in self.fields:
+                self.fields[name].required = False
         if "interval_minutes" in self.fields:
             self.fields["interval_minutes"].widget.attrs.update(
                 {"min": INTERVAL_MIN, "max": INTERVAL_MAX}

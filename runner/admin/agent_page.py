@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from runner import selectors, services
 from runner.admin import live
+from runner.admin.agent_schedule import schedule_panel
 from runner.admin.display import badge, changes_html, moment_html, run_status_badge
 from runner.admin.runs import RUN_HEAVY_FIELDS
 from runner.models import INTERVAL_MAX, INTERVAL_MIN, AuditAction, AuditEvent, CycleRun
@@ -81,6 +82,7 @@ def control_room(agent, *, can_control) -> dict:
         "last_success": moment_html(agent.last_success, now),
         "paused_until": moment_html(agent.paused_until, now) if agent.paused_until else None,
         "can_pause": "pause" in controls,
+        "can_run_once": "run_once" in controls,
         "in_flight": in_flight,
         "in_flight_live": live.in_flight(in_flight, now),
         "can_control": can_control,
@@ -108,4 +110,5 @@ def control_room(agent, *, can_control) -> dict:
         "events_url": reverse("admin:runner_auditevent_changelist")
         + f"?agent__id__exact={agent.pk}",
         "report_url": report_url(agent),
+        "schedule": schedule_panel(agent, now=now),
     }

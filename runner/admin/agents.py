@@ -85,6 +85,7 @@ class AgentAdmin(LivePagesMixin, AgentControlsMixin, admin.ModelAdmin):
                     )
                 },
             ),
+            ("Calendar and run policies", {"fields": Agent.SCHEDULE_FIELDS}),
         ]
         can_edit = (
             self.has_change_permission(request, obj)

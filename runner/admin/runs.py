@@ -81,6 +81,10 @@ class CycleRunAdmin(live.LivePagesMixin, ReadOnlyModelAdmin):
         ),
         ("Log", {"fields": ("log_display",)}),
         (
+            "Run policies",
+            {"fields": ("policy_note", "attempt", "retry_of", "not_before", "parameter_overrides")},
+        ),
+        (
             "Internals",
             {
                 "classes": ("collapse",),

@@ -125,6 +125,12 @@ class AgentSerializer(StrictInputMixin, serializers.ModelSerializer):
             raise serializers.ValidationError("Parameters must not contain NUL characters.")
         return value
 
+    def validate_active_windows(self, value):
+        """runner.schedules checks the windows (in the service); here what JSON storage refuses."""
+        if _contains_nul(value):
+            raise serializers.ValidationError("active_windows must not contain NUL characters.")
+        return value
+
 
 class AgentCreateSerializer(AgentSerializer):
     """Like AgentSerializer, with the slug settable (once, at creation)."""
@@ -209,6 +215,11 @@ class CycleRunSerializer(serializers.ModelSerializer):
             "summary",
             "error_type",
             "error_message",
+            "attempt",
+            "retry_of",
+            "not_before",
+            "policy_note",
+            "parameter_overrides",
         ]
         read_only_fields = fields
 

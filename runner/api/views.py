@@ -24,6 +24,13 @@ from runner.api.control import (
 )
 from runner.api.parsers import CONFIG_PARSERS, CONTROL_PARSERS
 from runner.api.refusals import AuditedRefusalMixin, mark_audited
+from runner.api.schedule import (
+    BackfillSerializer,
+    RunOnceSerializer,
+    ScheduleActionsMixin,
+    SchedulePreviewSerializer,
+    read_parameters,
+)
 from runner.api.serializers import (
     AgentCreateSerializer,
     AgentSerializer,
@@ -44,6 +51,12 @@ CONTROL_ACTIONS = {
     "resume": AuditAction.RESUME,
     "run_once": AuditAction.RUN_ONCE,
     "interval": AuditAction.SET_INTERVAL,
+    "backfill": AuditAction.BACKFILL,
+}
+SCHEDULE_SERIALIZERS = {
+    "schedule": SchedulePreviewSerializer,
+    "backfill": BackfillSerializer,
+    "run_once": RunOnceSerializer,
 }
 CONFIG_ACTIONS = {
     "create": (AuditAction.CREATE, permissions.ADD),
@@ -100,7 +113,7 @@ def api_error(exc: RunnerError):
         },
     ),
 )
-class AgentViewSet(AuditedRefusalMixin, viewsets.ModelViewSet):
+class AgentViewSet(AuditedRefusalMixin, ScheduleActionsMixin, viewsets.ModelViewSet):
     """Agents by slug. State and counters are read-only; change them with the control actions."""
 
     queryset = Agent.objects.all()
@@ -123,6 +136,8 @@ class AgentViewSet(AuditedRefusalMixin, viewsets.ModelViewSet):
             return AgentCreateSerializer
         if self.action == "interval":
             return IntervalSerializer
+        if self.action in SCHEDULE_SERIALIZERS:
+            return SCHEDULE_SERIALIZERS[self.action]
         if self.action in CONTROL_ACTIONS:
             return ReasonSerializer
         return AgentSerializer
@@ -256,7 +271,8 @@ class AgentViewSet(AuditedRefusalMixin, viewsets.ModelViewSet):
 
     @extend_schema(
         summary="Queue one manual cycle (any state; refused while a cycle is in flight)",
-        request=ReasonSerializer,
+        description="Optional `parameters` override the agent's own for this run only.",
+        request=RunOnceSerializer,
         responses={202: CycleRunSerializer, **docs.CONTROL_ERRORS},
     )
     @action(
@@ -268,10 +284,12 @@ class AgentViewSet(AuditedRefusalMixin, viewsets.ModelViewSet):
     )
     def run_once(self, request, slug=None):
         def call(*, agent, body, reason, actor):
-            run = services.agent_run_once(agent=agent, actor=actor, reason=reason)
+            run = services.agent_run_once(
+                agent=agent, actor=actor, reason=reason, parameters=read_parameters(body)
+            )
             return Response(CycleRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
-        return self._control(request, fields={"reason"}, call=call)
+        return self._control(request, fields={"reason", "parameters"}, call=call)
 
     @extend_schema(
         summary=f"Set the interval ({INTERVAL_MIN}..{INTERVAL_MAX} minutes; next run recomputed)",

@@ -9,11 +9,14 @@ One module per concern:
   leases         the one reaper of expired leases and stale queued runs
   outcomes       settling a run: counters and the circuit breaker
   state          saving an agent's state together with its schedule row
+  policies       retries with backoff, what starts when a run ends (run policies that write)
+  backfill       queueing the slots of a past range as `backfill` runs
 Callers import from `runner.services` (re-exported below) or from the module itself.
 """
 
 from runner.errors import ClaimRefused, TransitionRefused
 from runner.services.audit import control_refused
+from runner.services.backfill import agent_backfill
 from runner.services.configuration import agent_create, agent_delete, agent_update_config
 from runner.services.control import (
     ALLOWED_FROM,
@@ -45,6 +48,7 @@ __all__ = [
     "ClaimRefused",
     "Outcome",
     "TransitionRefused",
+    "agent_backfill",
     "agent_create",
     "agent_delete",
     "agent_pause",

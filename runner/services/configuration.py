@@ -15,6 +15,15 @@ from runner.services.control import retime
 from runner.services.state import save_state
 from runner.validation import parse_reason
 
+# Configuration fields that move the agent's next slot when they change.
+RETIMING_FIELDS = {
+    "interval_minutes",
+    "schedule_kind",
+    "cron",
+    "timezone",
+    "active_windows",
+}
+
 
 def config_values(agent) -> dict:
     return {name: getattr(agent, name) for name in Agent.CONFIG_FIELDS}
@@ -100,7 +109,7 @@ def agent_update_config(*, agent, values: dict, actor: Actor, reason="", now=Non
         if not change.changes:
             change.record = bool(reason)
             return
-        if "interval_minutes" in change.changes:
+        if RETIMING_FIELDS & set(change.changes):
             retime(locked, now)
         save_state(locked, *Agent.CONFIG_FIELDS, "next_run", "paused_next_run")
 

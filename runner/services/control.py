@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from runner import scheduling, slots
+from runner import schedules, scheduling
 from runner.actors import Actor
 from runner.conf import conf
 from runner.errors import TransitionRefused
@@ -27,9 +27,10 @@ from runner.models import (
     RunStatus,
     RunTrigger,
 )
+from runner.services import policies
 from runner.services.audit import audited, checked, record_event
 from runner.services.state import save_state
-from runner.validation import parse_interval, parse_until
+from runner.validation import parse_interval, parse_parameter_overrides, parse_until
 
 ALLOWED_FROM = {
     AuditAction.START: {AgentState.STOPPED, AgentState.ERROR},
@@ -68,7 +69,7 @@ def cycle_in_flight(agent, *, now=None):
     waiting_manual = Q(
         status=RunStatus.QUEUED,
         queued_at__gte=now - timedelta(seconds=conf.RUNNER_QUEUED_RUN_TTL_SECONDS),
-    ) & ~Q(trigger=RunTrigger.SCHEDULE)
+    ) & ~Q(trigger__in=(RunTrigger.SCHEDULE, RunTrigger.BACKFILL))
     return (
         CycleRun.objects.filter(live_running | waiting_manual, agent=agent)
         .only("pk", "status")
@@ -117,6 +118,7 @@ def agent_stop(*, agent, actor: Actor, reason="", now=None):
         CycleRun.objects.filter(agent=locked, status=RunStatus.RUNNING).update(
             cancel_requested=True
         )
+        policies.drop_waiting(locked, now=now, why="Not run: the agent was stopped")
 
     return audited(
         agent=agent, action=AuditAction.STOP, actor=actor, reason=reason, now=now, apply=apply
@@ -239,13 +241,30 @@ TRANSITIONS = {
 
 
 def agent_run_once(
-    *, agent, actor: Actor, reason="", now=None, trigger=RunTrigger.MANUAL, enqueue=True
+    *,
+    agent,
+    actor: Actor,
+    reason="",
+    now=None,
+    trigger=RunTrigger.MANUAL,
+    enqueue=True,
+    parameters=None,
 ):
     """Queue one cycle in any state, refused while another cycle is in flight (overlap: skip).
 
     With `enqueue=False` the caller runs it itself (the CLI runs it in its own process).
+    `parameters` override the agent's own for this run only, checked by the agent kind; they
+    are kept on the run, its configuration snapshot and the audit event.
     """
     now = now or timezone.now()
+    overrides = checked(
+        lambda: parse_parameter_overrides(agent, parameters),
+        agent=agent,
+        action=AuditAction.RUN_ONCE,
+        actor=actor,
+        now=now,
+        reason=reason,
+    )
 
     def apply(locked, change):
         in_flight = cycle_in_flight(locked, now=now)
@@ -261,7 +280,10 @@ def agent_run_once(
             status=RunStatus.QUEUED,
             queued_at=now,
             trading_mode=locked.effective_trading_mode,
+            parameter_overrides=overrides,
         )
+        if overrides:
+            change.changes = {"parameter_overrides": {"before": None, "after": overrides}}
         change.result = run
         if enqueue:
             scheduling.enqueue_queued_run(run.pk, timeout_seconds=locked.timeout_seconds)
@@ -301,12 +323,13 @@ def agent_set_interval(*, agent, interval_minutes, actor: Actor, reason="", now=
 
 
 def retime(agent, now):
-    """Move the agent's next (or held) run to its new interval, counted from its last start.
+    """Move the agent's next (or held) run to its new schedule (an interval counts from its
+    last start; see schedules.next_run_after_change).
 
     A slot that is already due stays: its cycle may be queued (start's first cycle is), and an
     interval change must not cancel it; the claim counts the following slot at the new interval.
     """
-    next_run = slots.next_run_after_interval_change(agent.last_run, agent.interval_minutes, now)
+    next_run = schedules.next_run_after_change(agent, now)
     if agent.state == AgentState.RUNNING and not _due(agent.next_run, now):
         agent.next_run = next_run
     elif agent.state == AgentState.PAUSED and not _due(agent.paused_next_run, now):

@@ -18,10 +18,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from runner import scheduling, slots
+from runner import policy_rules, schedules, scheduling
 from runner.conf import conf
 from runner.errors import ClaimRefused, CycleCancelled, CycleDeadlineExceeded, LeaseLost
 from runner.models import Agent, AgentState, CycleRun, RunStatus, RunTrigger
+from runner.services import policies
 from runner.services.configuration import config_values
 from runner.services.leases import lease_duration, reap_agent
 from runner.services.outcomes import settle_run
@@ -80,12 +81,12 @@ def _begin_run(agent, run_values, *, now, worker, task_id, existing_run_id=None)
     return Claim(run=run, token=token)
 
 
-def _record_skipped_once(agent, *, now, slot, message) -> bool:
+def _record_skipped_once(agent, *, now, slot, message, missed=0) -> bool:
     """Record a slot that will not run; False when that slot already has its record (a second
     delivery). A savepoint, so a lost race leaves the claim's transaction usable."""
     try:
         with transaction.atomic():
-            _record_skipped(agent, now=now, slot=slot, message=message)
+            _record_skipped(agent, now=now, slot=slot, message=message, missed=missed)
     except IntegrityError:
         return False
     return True
@@ -106,7 +107,11 @@ def _record_skipped(agent, *, now, slot, message, missed=0):
 
 def cycle_claim_queued(*, run_id, worker, task_id="", now=None) -> Claim:
     """Claim a queued (manual or CLI) run. Refused runs are marked `skipped` with the reason."""
-    run = CycleRun.objects.filter(pk=run_id).only("agent_id", "status").first()
+    run = (
+        CycleRun.objects.filter(pk=run_id)
+        .only("agent_id", "status", "trigger", "attempt", "parameter_overrides")
+        .first()
+    )
     if run is None:
         raise ClaimRefused(f"Run {run_id} does not exist")
     refusal = None
@@ -116,14 +121,19 @@ def cycle_claim_queued(*, run_id, worker, task_id="", now=None) -> Claim:
         # one's recorded finish (the lock may have been waited for).
         now = now or timezone.now()
         reap_agent(agent, now)
-        if CycleRun.objects.filter(agent=agent, status=RunStatus.RUNNING).exists():
-            refusal = ClaimRefused("Another cycle of this agent is in flight", state=agent.state)
-            CycleRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-                status=RunStatus.SKIPPED, finished_at=now, error_message=refusal.message
-            )
+        running = CycleRun.objects.filter(agent=agent, status=RunStatus.RUNNING).exists()
+        verdict, why = policies.queued_verdict(agent, run, running=running)
+        queued = CycleRun.objects.filter(pk=run_id, status=RunStatus.QUEUED)
+        if verdict == "skip":
+            refusal = ClaimRefused(why, state=agent.state)
+            queued.update(status=RunStatus.SKIPPED, finished_at=now, error_message=why)
+        elif verdict == "wait":  # a retry or backfill run: the end of the run in flight sends it
+            refusal = ClaimRefused(why, state=agent.state)
+            queued.update(task_id="")
         else:
+            values = policies.run_values(agent, run, config_values(agent))
             claim = _begin_run(
-                agent, {}, now=now, worker=worker, task_id=task_id, existing_run_id=run_id
+                agent, values, now=now, worker=worker, task_id=task_id, existing_run_id=run_id
             )
     if refusal is not None:
         raise refusal
@@ -134,10 +144,11 @@ def cycle_claim_scheduled(*, agent_id, worker, task_id="", now=None, slot=None) 
     """Claim the agent's due scheduled slot; None when nothing is due (a duplicate delivery).
 
     `slot` is the slot the task was sent for: a slot older than the agent's `next_run` was
-    already run, skipped or folded, so its delivery is a no-op. Missed slots (the cluster was
-    down) are folded into this one run and counted on it. A due slot that cannot run (agent
-    paused, stopped, or a cycle still in flight) is recorded once as a `skipped` run with the
-    reason, so every slot leaves one trace.
+    already run, skipped or folded, so its delivery is a no-op. A due slot for a paused or
+    stopped agent is recorded once as a `skipped` run with the reason, so every slot leaves one
+    trace. What happens to a due slot of a running agent (run, skipped, held for the run in
+    flight, missed slots folded or caught up) is the agent's overlap and catch-up policy
+    (runner.policy_rules, applied by `_claim_due_slot`).
     """
     refusal = None
     with transaction.atomic():
@@ -162,38 +173,58 @@ def cycle_claim_scheduled(*, agent_id, worker, task_id="", now=None, slot=None) 
             return None
         elif agent.next_run is None or agent.next_run > now:
             return None
-        elif CycleRun.objects.filter(
-            agent=agent, status=RunStatus.RUNNING, cancel_requested=True
-        ).exists():
-            # A stopped cycle is still winding down (stop, then start at once): look again
-            # shortly rather than skipping this slot and waiting a whole interval.
-            agent.next_run = now + timedelta(seconds=max(conf.RUNNER_LEASE_SECONDS / 3, 1))
-            agent.save(update_fields=["next_run", "updated_at"])
-            scheduling.sync_schedule(agent)
-            return None
         else:
-            slot = agent.next_run
-            missed = slots.missed_slots(slot, agent.interval_minutes, now)
-            agent.next_run = slots.next_slot_after(slot, agent.interval_minutes, now)
-            agent.save(update_fields=["next_run", "updated_at"])
-            scheduling.sync_schedule(agent)
-            if not CycleRun.objects.filter(agent=agent, status=RunStatus.RUNNING).exists():
-                return _begin_run(
-                    agent,
-                    {"trigger": RunTrigger.SCHEDULE, "slot": slot, "missed_slots": missed},
-                    now=now,
-                    worker=worker,
-                    task_id=task_id,
-                )
-            refusal = ClaimRefused("The previous cycle is still running", state=agent.state)
-            _record_skipped(
-                agent,
-                now=now,
-                slot=slot,
-                missed=missed,
-                message="Scheduled cycle skipped: the previous cycle is still running",
-            )
+            claim, refusal = _claim_due_slot(agent, now=now, worker=worker, task_id=task_id)
+            if refusal is None:
+                return claim
     raise refusal
+
+
+def _claim_due_slot(agent, *, now, worker, task_id):
+    """Run, skip or hold the agent's due slot as its overlap and catch-up policies say
+    (runner.policy_rules). Returns (claim or None, refusal or None)."""
+    in_flight = (
+        CycleRun.objects.filter(agent=agent, status=RunStatus.RUNNING)
+        .values_list("pk", "cancel_requested", "started_at")
+        .first()
+    )
+    decision = policy_rules.decide_due_slot(
+        schedules.spec_of(agent),
+        policy_rules.policy_of(agent),
+        due=agent.next_run,
+        now=now,
+        in_flight=in_flight[0] if in_flight else None,
+        in_flight_cancelling=bool(in_flight and in_flight[1]),
+        in_flight_started=in_flight[2] if in_flight else None,
+        # A stopped cycle winding down (stop, then start at once) or one asked to make room:
+        # its end starts the slot (policies.after_run); the schedule row looks again meanwhile.
+        backstop=timedelta(seconds=max(conf.RUNNER_LEASE_SECONDS / 3, 1)),
+    )
+    agent.next_run = decision.next_run
+    agent.save(update_fields=["next_run", "updated_at"])
+    scheduling.sync_schedule(agent, not_before=decision.hold_until)
+    if decision.action == policy_rules.RUN:
+        values = {
+            "trigger": RunTrigger.SCHEDULE,
+            "slot": decision.slot,
+            "missed_slots": decision.missed,
+            "policy_note": "; ".join(
+                note
+                for note in (policies.waited_note(agent, decision.slot, now), decision.note)
+                if note
+            ),
+        }
+        return _begin_run(agent, values, now=now, worker=worker, task_id=task_id), None
+    if decision.action == policy_rules.CANCEL_AND_WAIT:
+        CycleRun.objects.filter(pk=in_flight[0], status=RunStatus.RUNNING).update(
+            cancel_requested=True, policy_note=decision.note
+        )
+    if decision.action == policy_rules.SKIP:
+        _record_skipped_once(
+            agent, now=now, slot=decision.slot, message=decision.note, missed=decision.missed
+        )
+        return None, ClaimRefused(decision.note, state=agent.state)
+    return None, None
 
 
 def cycle_heartbeat(*, run_id, token, now=None):
@@ -230,9 +261,12 @@ def cycle_finish(*, run_id, token, outcome: Outcome, now=None) -> bool:
     with transaction.atomic():
         agent_id = CycleRun.objects.values_list("agent_id", flat=True).get(pk=run_id)
         agent = Agent.objects.select_for_update().get(pk=agent_id)
-        return settle_run(
+        settled = settle_run(
             agent,
             CycleRun.objects.filter(pk=run_id, fencing_token=token, status=RunStatus.RUNNING),
             outcome,
             now=now,
         )
+        if settled:
+            policies.after_run(agent, now=now)
+        return settled

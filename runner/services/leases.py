@@ -15,6 +15,7 @@ from django.utils import timezone
 from runner import alerts
 from runner.conf import conf
 from runner.models import Agent, CycleRun, RunStatus
+from runner.services import policies
 from runner.services.outcomes import settle_run
 from runner.types import Outcome
 
@@ -66,7 +67,7 @@ def expire_stale_queued(now, agent=None) -> int:
     ttl = conf.RUNNER_QUEUED_RUN_TTL_SECONDS
     stale = CycleRun.objects.filter(
         status=RunStatus.QUEUED, queued_at__lt=now - timedelta(seconds=ttl)
-    )
+    ).exclude(policies.POLICY_RUN)  # retries and backfill runs wait their backoff or turn
     if agent is not None:
         stale = stale.filter(agent=agent)
     return stale.update(

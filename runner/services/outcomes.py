@@ -10,6 +10,7 @@ import logging
 from runner import alerts
 from runner.actors import Actor
 from runner.models import FAILURE_STATUSES, AgentState, AuditAction, AuditOutcome, RunStatus
+from runner.services import policies
 from runner.services.audit import record_event
 from runner.services.state import save_state
 from runner.types import Outcome
@@ -44,6 +45,8 @@ def settle_run(agent, run_queryset, outcome: Outcome, *, now) -> bool:
         values["log_lines"] = outcome.log_lines
     if not run_queryset.filter(pk=run.pk).update(**values):
         return False
+    # A failure that will be retried is not yet a failed slot for the breaker.
+    retried = policies.schedule_retry(agent, run, outcome.status, now=now) is not None
 
     agent.run_count += 1
     fields = ["run_count"]
@@ -54,13 +57,15 @@ def settle_run(agent, run_queryset, outcome: Outcome, *, now) -> bool:
         fields += ["success_count", "consecutive_failures", "last_success"]
     elif outcome.status in FAILURE_STATUSES:
         agent.error_count += 1
-        agent.consecutive_failures += 1
+        agent.consecutive_failures += 0 if retried else 1
         agent.last_error = f"{outcome.error_type}: {outcome.error_message}".strip(": ")
         fields += ["error_count", "consecutive_failures", "last_error"]
     agent.save(update_fields=[*fields, "updated_at"])
 
-    should_trip = outcome.status in FAILURE_STATUSES and (
-        outcome.trip or agent.consecutive_failures >= agent.max_consecutive_failures
+    should_trip = (
+        outcome.status in FAILURE_STATUSES
+        and not retried
+        and (outcome.trip or agent.consecutive_failures >= agent.max_consecutive_failures)
     )
     if should_trip and agent.state == AgentState.RUNNING:
         _trip(agent, now=now, why=agent.last_error, load_failure=outcome.trip)

@@ -127,7 +127,7 @@ EXPECTED_ALPHA = {
             "abandoned": 0,
             "skipped": 1,
         },
-        "by_trigger": {"schedule": 5, "manual": 3, "cli": 1},
+        "by_trigger": {"schedule": 5, "manual": 3, "cli": 1, "backfill": 0},
         "finished": 7,
         "failures": 3,
         "success_rate": 0.4286,

@@ -187,7 +187,9 @@ def test_breaker_trips_and_start_clears_it():
     assert schedule_of(agent) is not None
 
 
-def test_start_right_after_stop_waits_for_the_old_cycle_instead_of_skipping_an_interval(settings):
+def test_start_right_after_stop_waits_for_the_old_cycle_instead_of_skipping_an_interval(
+    settings, django_capture_on_commit_callbacks
+):
     settings.RUNNER_LEASE_SECONDS = 3
     agent = AgentFactory(interval_minutes=60, state=AgentState.RUNNING)
     agent.next_run = timezone.now() - timedelta(seconds=1)
@@ -195,20 +197,27 @@ def test_start_right_after_stop_waits_for_the_old_cycle_instead_of_skipping_an_i
     old = services.cycle_claim_scheduled(agent_id=agent.pk, worker="w:1")
     services.agent_stop(agent=agent, actor=ACTOR)  # the old cycle has not reached a checkpoint
     services.agent_start(agent=agent, actor=ACTOR)
+    agent.refresh_from_db()
+    first_slot = agent.next_run
 
     started = timezone.now()
     assert tasks.run_scheduled_cycle(agent.pk) == {"ran": False, "reason": "nothing due"}
     agent.refresh_from_db()
-    assert started < agent.next_run <= timezone.now() + timedelta(seconds=1)  # lease / 3
-    assert schedule_of(agent).next_run == agent.next_run
+    assert agent.next_run == first_slot  # the start's slot waits, keeping its time
+    # The schedule row looks again after lease / 3, as a backstop.
+    assert started < schedule_of(agent).next_run <= timezone.now() + timedelta(seconds=1)
     assert not CycleRun.objects.filter(agent=agent, status=RunStatus.SKIPPED).exists()
 
-    services.cycle_finish(
-        run_id=old.run.pk, token=old.token, outcome=services.Outcome(status="cancelled")
-    )
-    retry_at = agent.next_run
-    claim = services.cycle_claim_scheduled(agent_id=agent.pk, worker="w:2", now=retry_at)
-    assert claim is not None and claim.run.slot == retry_at
+    with django_capture_on_commit_callbacks(execute=True):
+        services.cycle_finish(
+            run_id=old.run.pk, token=old.token, outcome=services.Outcome(status="cancelled")
+        )
+    # The old cycle's end sends the waiting slot at once.
+    assert (scheduling.SCHEDULED_TASK, (agent.pk,), first_slot.isoformat()) in [
+        (func, tuple(args), slot) for func, args, slot in queued_tasks()
+    ]
+    claim = services.cycle_claim_scheduled(agent_id=agent.pk, worker="w:2")
+    assert claim is not None and claim.run.slot == first_slot
 
 
 def deliver_queued_slots():

@@ -5,6 +5,7 @@
     runagent interval N                  set the interval (minutes)
     runagent status                      state and counters (a read; writes nothing)
     runagent logs RUN_ID [--follow]      a run's log lines; --follow prints new ones until it ends
+    runagent schedule|backfill|configure calendar schedules and run policies (_schedule_verbs)
 
 Each verb is one service call with the operating-system user as the actor (source `cli`), so it
 is audited like the admin and the API. Exit 0 when applied (or the cycle succeeded), 1 when
@@ -21,6 +22,7 @@ from runner.actors import Actor
 from runner.api.filters import ID_MAX
 from runner.conf import conf
 from runner.errors import AgentNotFound, RunnerError
+from runner.management.commands import _schedule_verbs as schedule_verbs
 from runner.models import AuditAction, RunStatus, RunTrigger
 from runner.serialization import agent_as_dict, run_as_dict
 
@@ -30,8 +32,10 @@ CONTROL_VERBS = {
     "pause": AuditAction.PAUSE,
     "resume": AuditAction.RESUME,
     "interval": AuditAction.SET_INTERVAL,
+    "backfill": AuditAction.BACKFILL,
+    "configure": AuditAction.CONFIGURE,
 }
-VERBS = (*CONTROL_VERBS, "status", "logs")
+VERBS = (*CONTROL_VERBS, "status", "schedule", "logs")
 TAKES_VALUE = {"interval": "the new interval", "logs": "the run id"}
 
 
@@ -69,11 +73,13 @@ class Command(BaseCommand):
             help="With pause: when the runner resumes by itself (ISO 8601 datetime, UTC if it "
             "names no offset, or a duration such as 90m, 8h, 2d).",
         )
+        schedule_verbs.add_arguments(parser)
 
     def handle(self, *args, verb, minutes, once, **options):
         if once == bool(verb):
             raise CommandError(
-                "Give one verb (start, stop, pause, resume, interval N, status) or --once."
+                "Give one verb (start, stop, pause, resume, interval N, status, schedule, logs, "
+                "backfill, configure) or --once."
             )
         if minutes is not None and verb not in TAKES_VALUE:
             raise CommandError(f"`{verb or '--once'}` takes no value (got {minutes!r}).")
@@ -81,6 +87,7 @@ class Command(BaseCommand):
             raise CommandError("--follow goes with `logs RUN_ID` only.")
         if options["until"] is not None and verb != "pause":
             raise CommandError("--until goes with pause only.")
+        schedule_verbs.check_options(verb, options)
         if verb == "logs":
             return self._logs(minutes, options)
         slug = options["agent"] or conf.RUNNER_DEFAULT_AGENT
@@ -90,6 +97,16 @@ class Command(BaseCommand):
             agent = selectors.agent_get(slug)
             if verb == "status":
                 return self._print(selectors.agent_status(agent), options, self._status_text)
+            if verb == "schedule":
+                data = schedule_verbs.preview(agent, options)
+                return self._print(data, options, schedule_verbs.preview_text)
+            if verb == "backfill":
+                runs = schedule_verbs.backfill(agent, options)
+                return self._print(
+                    [run_as_dict(run) for run in runs],
+                    options,
+                    lambda _: schedule_verbs.backfill_text(runs),
+                )
             agent = self._control(agent, verb, minutes, options)
         except AgentNotFound as exc:
             if verb in CONTROL_VERBS:
@@ -112,6 +129,8 @@ class Command(BaseCommand):
             return services.agent_set_interval(
                 agent=agent, interval_minutes=minutes, actor=actor, reason=reason
             )
+        if verb == "configure":
+            return schedule_verbs.configure(agent, options)
         if verb == "pause":
             return services.agent_pause(
                 agent=agent, actor=actor, reason=reason, until=options["until"]
@@ -127,6 +146,7 @@ class Command(BaseCommand):
                 reason=options["reason"],
                 trigger=RunTrigger.CLI,
                 enqueue=False,
+                parameters=schedule_verbs.parameters(agent, options),
             )
             run = execution.run_queued(queued.pk)
         except RunnerError as exc:
@@ -181,6 +201,8 @@ class Command(BaseCommand):
         def text(agent):
             if verb == "interval":
                 return f"{agent['slug']}: interval set to {agent['interval_minutes']} minutes"
+            if verb == "configure":
+                return f"{agent['slug']}: configuration saved"
             until = f" until {agent['paused_until'].isoformat()}" if agent["paused_until"] else ""
             return f"{agent['slug']}: {verb} applied; now {agent['state']}{until}"
 

@@ -18,6 +18,7 @@ from django.db import close_old_connections, connection
 
 from runner import scheduling, services
 from runner.conf import conf
+from runner.services import policies
 
 
 class Command(BaseCommand):
@@ -50,6 +51,8 @@ class Command(BaseCommand):
                 for agent_id, slot in scheduling.dispatch_due_slots():
                     resent.add((agent_id, slot))
                     self.stdout.write(f"queued agent {agent_id} slot {slot.isoformat()}")
+                for run_id in policies.dispatch_due_retries():  # retries whose backoff is over
+                    self.stdout.write(f"queued retry run {run_id}")
                 if time.monotonic() - last_housekeeping >= housekeeping_every:
                     last_housekeeping = time.monotonic()
                     scheduling.redispatch_overdue(grace_seconds=overdue_grace, already_sent=resent)

@@ -35,6 +35,12 @@ EXPECTED = {
     ("api:agent-resume", "POST"): (CONTROL, None, "paused"),
     ("api:agent-run-once", "POST"): (CONTROL, None, "stopped"),
     ("api:agent-interval", "PUT"): (CONTROL, {"interval_minutes": 5}, "stopped"),
+    ("api:agent-schedule", "GET"): (VIEW, None, "stopped"),
+    ("api:agent-backfill", "POST"): (
+        CONTROL,
+        {"from": "2026-01-01T00:00Z", "to": "2026-01-01T02:00Z"},
+        "stopped",
+    ),
     ("api:run-list", "GET"): (VIEW, None, "stopped"),
     ("api:run-detail", "GET"): (VIEW, None, "stopped"),
     ("api:run-log", "GET"): (VIEW, None, "stopped"),

@@ -23,7 +23,7 @@ def test_all_agents_report_adds_the_other_agent_and_a_breakdown():
     assert report["agent"] is None
     assert report["runs"]["total"] == 10
     assert report["runs"]["failures"] == 4
-    assert report["runs"]["by_trigger"] == {"schedule": 5, "manual": 4, "cli": 1}
+    assert report["runs"]["by_trigger"] == {"schedule": 5, "manual": 4, "cli": 1, "backfill": 0}
     assert report["runs"]["success_rate"] == round(3 / 8, 4)
     # beta's single failure adds no gap (MTBF is per agent) and no recovery.
     assert report["reliability"] == EXPECTED_ALPHA["reliability"]
