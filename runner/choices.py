@@ -62,6 +62,7 @@ class AuditAction(models.TextChoices):
     CREATE = "create", "Create"
     DELETE = "delete", "Delete"
     TRIP = "trip", "Trip (circuit breaker)"
+    RESTORE = "restore_version", "Restore a configuration version"
 
 
 class AuditOutcome(models.TextChoices):
@@ -81,3 +82,4 @@ class AlertKind(models.TextChoices):
     AGENT_ERROR = "agent_error", "Agent tripped to error"
     RUN_ABANDONED = "run_abandoned", "Run abandoned"
     AGENT_OVERDUE = "agent_overdue", "Agent overdue"
+    BUDGET_EXCEEDED = "budget_exceeded", "Budget exceeded"

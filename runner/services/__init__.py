@@ -9,12 +9,20 @@ One module per concern:
   leases         the one reaper of expired leases and stale queued runs
   outcomes       settling a run: counters and the circuit breaker
   state          saving an agent's state together with its schedule row
+  versions       one numbered configuration version per applied configuration change
+  budgets        the budget gate before each cycle (a spent budget pauses the agent)
 Callers import from `runner.services` (re-exported below) or from the module itself.
 """
 
 from runner.errors import ClaimRefused, TransitionRefused
 from runner.services.audit import control_refused
-from runner.services.configuration import agent_create, agent_delete, agent_update_config
+from runner.services.budgets import BudgetExhausted, budget_gate
+from runner.services.configuration import (
+    agent_create,
+    agent_delete,
+    agent_restore_version,
+    agent_update_config,
+)
 from runner.services.control import (
     ALLOWED_FROM,
     TRANSITIONS,
@@ -40,6 +48,7 @@ from runner.types import Claim, Outcome
 
 __all__ = [
     "ALLOWED_FROM",
+    "BudgetExhausted",
     "TRANSITIONS",
     "Claim",
     "ClaimRefused",
@@ -48,6 +57,7 @@ __all__ = [
     "agent_create",
     "agent_delete",
     "agent_pause",
+    "agent_restore_version",
     "agent_resume",
     "agent_run_once",
     "agent_set_interval",
@@ -55,6 +65,7 @@ __all__ = [
     "agent_stop",
     "agent_update_config",
     "allowed_controls",
+    "budget_gate",
     "control_refused",
     "cycle_checkpoint",
     "cycle_claim_queued",
