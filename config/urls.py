@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from runner.admin.reports import agent_report_view
+from runner.admin.versions import agent_version_restore_view, agent_versions_view
 from runner.api.reports import AgentReportView, AllAgentsReportView
 
 urlpatterns = [
@@ -10,6 +11,16 @@ urlpatterns = [
         "admin/runner/agent/<int:agent_id>/report/",
         admin.site.admin_view(agent_report_view),
         name="runner-agent-report",
+    ),
+    path(
+        "admin/runner/agent/<int:agent_id>/versions/",
+        admin.site.admin_view(agent_versions_view),
+        name="runner-agent-versions",
+    ),
+    path(
+        "admin/runner/agent/<int:agent_id>/versions/<int:number>/restore/",
+        admin.site.admin_view(agent_version_restore_view),
+        name="runner-agent-version-restore",
     ),
     path("api/agents/<slug:slug>/report/", AgentReportView.as_view(), name="api-agent-report"),
     path("api/reports/", AllAgentsReportView.as_view(), name="api-reports"),

@@ -62,6 +62,17 @@ OPTIONS = ("llm_model", "timezone")
 LLM_BUDGETS = ("llm_tokens_per_day", "llm_cost_per_day")
 
 
+def budgets_help() -> str:
+    """What the budgets field takes, for forms and docs."""
+    limits = "; ".join(f"{limit.name}: {limit.allowed()}" for limit in LIMITS.values())
+    return (
+        f'A JSON object, e.g. {{"cycles_per_day": 48, "llm_tokens_per_day": 200000}}. Keys: '
+        f"{limits}; llm_model: the RUNNER_LLM_PRICES row for tokens of an unpriced model "
+        "(needed with llm_cost_per_day); timezone: whose midnight ends the day "
+        f"(default {conf.RUNNER_BUDGET_TIMEZONE})."
+    )
+
+
 @lru_cache(maxsize=1)
 def _zones() -> frozenset:
     return frozenset(available_timezones()) | {"UTC"}
@@ -206,6 +217,18 @@ class BudgetLine:
             "exhausted": self.exhausted,
             "resets_at": self.resets_at,
         }
+
+
+def budget_text(line: dict) -> str:
+    """One budget of a status (BudgetLine.as_dict) on one line, for the CLI."""
+    name, unit = line["budget"], line["unit"]
+    if "error" in line:
+        return f"{name}: limit {_amount(line['limit'], unit)}; {line['error']}"
+    spent = " SPENT: no cycle runs until it resets" if line["exhausted"] else ""
+    return (
+        f"{name}: {_amount(line['used'], unit)} of {_amount(line['limit'], unit)} used, "
+        f"{_amount(line['left'], unit)} left; resets {line['resets_at'].isoformat()}{spent}"
+    )
 
 
 def _amount(value, unit) -> str:

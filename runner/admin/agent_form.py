@@ -3,6 +3,7 @@
 from django import forms
 
 from runner import registry
+from runner.budgets import budgets_help
 from runner.models import INTERVAL_MAX, INTERVAL_MIN, Agent
 
 
@@ -27,6 +28,8 @@ class AgentAdminForm(forms.ModelForm):
             if current and current not in kinds:
                 kinds.append(current)
             self.fields["kind"].widget = forms.Select(choices=[(k, k) for k in kinds])
+        if "budgets" in self.fields:
+            self.fields["budgets"].help_text = budgets_help()
         if "interval_minutes" in self.fields:
             self.fields["interval_minutes"].widget.attrs.update(
                 {"min": INTERVAL_MIN, "max": INTERVAL_MAX}

@@ -106,4 +106,14 @@ def control_room(agent, *, can_control) -> dict:
         "events_url": reverse("admin:runner_auditevent_changelist")
         + f"?agent__id__exact={agent.pk}",
         "report_url": report_url(agent),
+        "versions_url": reverse("runner-agent-versions", kwargs={"agent_id": agent.pk}),
+        "budgets": [budget_row(line) for line in status["budgets"]],
     }
+
+
+def budget_row(line: dict) -> dict:
+    """A budget of the status as the agent page shows it: amounts and a percentage used."""
+    if "error" in line:
+        return {**line, "percent": None}
+    percent = min(round(100 * line["used"] / line["limit"]), 100) if line["limit"] else 100
+    return {**line, "percent": percent}

@@ -83,6 +83,10 @@ class AgentAdmin(AgentControlsMixin, admin.ModelAdmin):
                     )
                 },
             ),
+            (
+                "Budgets per day ({} means none; a spent budget pauses the agent until the day ends)",
+                {"fields": ("budgets",)},
+            ),
         ]
         can_edit = (
             self.has_change_permission(request, obj)

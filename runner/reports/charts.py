@@ -88,3 +88,71 @@ def status_chart(by_status, *, width=720, row_height=20):
             f'<text x="{label_w + bar + 4:.1f}" y="{y + 14}">{count}</text></g>'
         )
     return _svg(width, row_height * max(len(by_status), 1), "Runs by status", body)
+
+
+SERIES_COLOURS = ("#1565c0", "#2e7d32", "#e65100", "#6a1b9a", "#00838f", "#ad1457")
+MARKET_COLOUR = "#9e9e9e"
+
+
+def reliability_chart(calibration, *, size=380):
+    """A reliability diagram: per calibration bucket, the observed frequency of YES against the
+    mean forecast, one coloured series per (agent, forecaster) and the market price at forecast
+    time in grey. Points on the diagonal are perfectly calibrated; a point's area grows with the
+    forecasts in its bucket."""
+    margin = 40
+    plot = size - 2 * margin
+    peak = max((row["forecasts"] for row in calibration), default=1) or 1
+
+    def x(value):
+        return margin + plot * value
+
+    def y(value):
+        return margin + plot * (1 - value)
+
+    body = [
+        f'<rect x="{margin}" y="{margin}" width="{plot}" height="{plot}" fill="none" stroke="#999"/>',
+        f'<line x1="{x(0)}" y1="{y(0)}" x2="{x(1)}" y2="{y(1)}" stroke="#bbb" stroke-dasharray="4 3"/>',
+        f'<text x="{size / 2}" y="{size - 8}" text-anchor="middle">mean forecast of YES</text>',
+        f'<text x="12" y="{size / 2}" text-anchor="middle" transform="rotate(-90 12 {size / 2})">'
+        "observed frequency of YES</text>",
+        f'<text x="{x(0)}" y="{y(0) + 14}" text-anchor="middle">0</text>',
+        f'<text x="{x(1)}" y="{y(0) + 14}" text-anchor="middle">1</text>',
+        f'<text x="{x(0) - 6}" y="{y(1) + 4}" text-anchor="end">1</text>',
+    ]
+    series: dict = {}
+    for row in calibration:
+        series.setdefault(f"{row['agent']}/{row['forecaster']}", []).append(row)
+    for index, (name, rows) in enumerate(series.items()):
+        colour = SERIES_COLOURS[index % len(SERIES_COLOURS)]
+        for row in rows:
+            if row["market_forecasts"]:
+                tip = escape(
+                    f"{name}, market price {row['bucket']}: {row['market_forecasts']} forecasts, "
+                    f"mean price {row['market_mean_price']}, observed {row['market_observed']}"
+                )
+                side = 3 + 5 * (row["market_forecasts"] / peak) ** 0.5
+                body.append(
+                    f'<g class="market-point"><title>{tip}</title><rect x="{x(row["market_mean_price"]) - side:.1f}" '
+                    f'y="{y(row["market_observed"]) - side:.1f}" width="{2 * side:.1f}" '
+                    f'height="{2 * side:.1f}" fill="none" stroke="{MARKET_COLOUR}"/></g>'
+                )
+            if row["forecasts"]:
+                tip = escape(
+                    f"{name}, forecasts {row['bucket']}: {row['forecasts']} forecasts, "
+                    f"mean forecast {row['mean_forecast']}, observed {row['observed']}"
+                )
+                radius = 3 + 5 * (row["forecasts"] / peak) ** 0.5
+                body.append(
+                    f'<g class="forecast-point"><title>{tip}</title><circle cx="{x(row["mean_forecast"]):.1f}" '
+                    f'cy="{y(row["observed"]):.1f}" r="{radius:.1f}" fill="{colour}" '
+                    'fill-opacity="0.7"/></g>'
+                )
+        body.append(
+            f'<text x="{margin + 6}" y="{margin + 14 + 14 * index}" fill="{colour}">'
+            f"● {escape(name)}</text>"
+        )
+    body.append(
+        f'<text x="{margin + 6}" y="{margin + 14 + 14 * len(series)}" fill="{MARKET_COLOUR}">'
+        "□ market price at forecast time</text>"
+    )
+    return _svg(size, size, "Reliability diagram of forecasts and of the market price", body)
