@@ -38,7 +38,16 @@ CONTROLS = {
 
 def report_url(agent):
     """The agent's report page, when the reports app provides one."""
-    for name in REPORT_URL_NAMES:
+    return _page_url(agent, REPORT_URL_NAMES)
+
+
+def versions_url(agent):
+    """The agent's configuration versions page, when the URLs wire it (config/urls.py)."""
+    return _page_url(agent, ("runner-agent-versions",))
+
+
+def _page_url(agent, names):
+    for name in names:
         try:
             return reverse(name, kwargs={"agent_id": agent.pk})
         except NoReverseMatch:
@@ -106,7 +115,7 @@ def control_room(agent, *, can_control) -> dict:
         "events_url": reverse("admin:runner_auditevent_changelist")
         + f"?agent__id__exact={agent.pk}",
         "report_url": report_url(agent),
-        "versions_url": reverse("runner-agent-versions", kwargs={"agent_id": agent.pk}),
+        "versions_url": versions_url(agent),
         "budgets": [budget_row(line) for line in status["budgets"]],
     }
 

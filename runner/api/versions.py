@@ -2,7 +2,8 @@
 
     GET  /api/agents/{slug}/versions/                   newest first (`limit`, `before`)
     GET  /api/agents/{slug}/versions/{n}/               one version with its configuration
-    GET  /api/agents/{slug}/versions/diff/?from=&to=    what changed between two versions
+    GET  /api/agents/{slug}/versions/diff/?from=&to=    what changed between two versions (by
+                                                        default: what the latest change did)
     POST /api/agents/{slug}/versions/{n}/restore/       make version n the configuration again
 
 Reads need `runner.view_agent`; a restore needs `runner.change_agent` and is one call to
@@ -147,26 +148,25 @@ class AgentVersionView(_VersionsView):
 
 
 class AgentVersionDiffView(_VersionsView):
-    """What changed between two versions, field by field (`to` defaults to the newest)."""
+    """What changed between two versions, field by field. `to` defaults to the newest version and
+    `from` to the one before `to`, so a bare request shows what the latest change did."""
 
     @extend_schema(
         summary="Diff of two configuration versions",
         parameters=[
-            OpenApiParameter("from", OpenApiTypes.INT, required=True),
+            OpenApiParameter("from", OpenApiTypes.INT, description="Default: the one before to."),
             OpenApiParameter("to", OpenApiTypes.INT, description="Default: the newest version."),
         ],
         responses={200: VersionDiffSerializer, **docs.LIST_ERRORS},
     )
     def get(self, request, slug):
         check_query_params(request, {"from", "to"})
-        first = _whole(request, "from")
-        if first is None:
-            raise ValidationError({"from": ["from is required: a version number."]})
+        first, second = _whole(request, "from"), _whole(request, "to")
         agent = self.agent()
-        second = (
-            _whole(request, "to")
-            or versions.versions_of(agent).values_list("number", flat=True).first()
-        )
+        if second is None:
+            second = versions.versions_of(agent).values_list("number", flat=True).first()
+        if first is None and second is not None:
+            first = max(second - 1, 1)
         for name, number in (("from", first), ("to", second)):
             try:
                 versions.version_get(agent, number)
