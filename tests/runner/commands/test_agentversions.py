@@ -73,13 +73,11 @@ def test_restore_is_audited_with_the_os_user_as_the_actor(versioned):
 
 def test_a_refused_restore_exits_1_and_is_audited(versioned, settings):
     settings.TRADING_MODE = "live"
-    services.agent_update_config(
-        agent=versioned, values={"trading_mode": "live"}, actor=Actor.cli()
-    )
+    for mode in ("live", "dry_run"):  # versions 3 and 4
+        services.agent_update_config(
+            agent=versioned, values={"trading_mode": mode}, actor=Actor.cli()
+        )
     settings.TRADING_MODE = "dry_run"
-    services.agent_update_config(
-        agent=versioned, values={"parameters": {"value": 5}}, actor=Actor.cli()
-    )
     with pytest.raises(CommandError) as refused:
         run("agentversions", "restore", "3", "--agent", "delta")
     assert refused.value.returncode == 1
