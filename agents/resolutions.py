@@ -92,11 +92,12 @@ def _moment(raw, *keys):
     return None
 
 
-def record(raw_markets, *, source, is_sample, now, when_undated) -> Applied:
+def record(raw_markets, *, source, is_sample, now, time_keys=("closedTime", "endDate")) -> Applied:
     """Record the final ones among `raw_markets` (Gamma-shaped), each once.
 
-    The resolution time is Gamma's `closedTime`, else the market's `endDate`, else
-    `when_undated` (the SAMPLE resolutions: the moment they are applied).
+    The resolution time is the first of `time_keys` a market carries (Gamma's `closedTime`,
+    else its `endDate`), else `now`: the SAMPLE resolutions, read with no time keys, resolve
+    the moment they are applied.
     """
     applied = Applied(source=source, sample_data=is_sample, asked=len(raw_markets))
     final = {}
@@ -113,7 +114,7 @@ def record(raw_markets, *, source, is_sample, now, when_undated) -> Applied:
             is_sample=is_sample,
             yes_price=outcome[0],
             outcome=outcome[1][:100],
-            resolved_at=_moment(raw, "closedTime", "endDate") or when_undated,
+            resolved_at=_moment(raw, *time_keys) or now,
             recorded_at=now,
         )
     known = set(
@@ -144,7 +145,7 @@ def apply_sample(*, path: Path = SAMPLE_RESOLUTIONS_PATH, now=None) -> Applied:
     markets = document.get("markets")
     if not isinstance(markets, list):
         raise MarketSourceError(f"sample resolutions {path} have no 'markets' list")
-    applied = record(markets, source="snapshot", is_sample=True, now=now, when_undated=now)
+    applied = record(markets, source="snapshot", is_sample=True, now=now, time_keys=())
     applied.notice = str(document.get("notice") or "SAMPLE RESOLUTIONS - NOT REAL")
     return applied
 
@@ -191,7 +192,6 @@ def apply_gamma(*, source: GammaClosedMarkets, limit: int, now=None) -> Applied:
         source="gamma",
         is_sample=False,
         now=now,
-        when_undated=now,
     )
     applied.asked, applied.requests = len(ids), requests
     applied.not_final = len(ids) - applied.recorded - applied.already_recorded
