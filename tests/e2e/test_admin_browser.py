@@ -8,7 +8,6 @@ worker calls (`runner.tasks.run_queued_cycle`), so the outcome on the page is a 
 
 import re
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -16,17 +15,7 @@ from django.utils import timezone
 from runner import tasks
 from runner.models import AuditEvent, CycleRun
 from tests.factories import AgentFactory, AuditEventFactory, CycleRunFactory, UserFactory
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.support.browser import ARTIFACTS, CHROMIUM
 
 pytestmark = [
     pytest.mark.slow,
@@ -35,25 +24,6 @@ pytestmark = [
         reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium; .ci/run does)",
     ),
 ]
-
-
-@pytest.fixture
-def browser_page(monkeypatch):
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls between
-    # page steps are ordinary synchronous calls, so Django's async-safety guard is relaxed here.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.set_default_timeout(20_000)
-        try:
-            yield page
-        finally:
-            browser.close()
 
 
 def login(page, live_server, next_path):
