@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -25,12 +24,15 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import median_seconds, postgres_admin  # noqa: E402
+
 AGENTS = 10
 MARKETS = 20_000
 RESOLVED = 10_000
 FILLS = 5_000
 RUNS_PER_AGENT = 100
-REPEATS = 7
 
 
 def parse_args():
@@ -39,23 +41,6 @@ def parse_args():
     parser.add_argument("--database", help="the throwaway database (default <name>_bench_scores)")
     parser.add_argument("--keep", action="store_true", help="do not drop the database at the end")
     return parser.parse_args()
-
-
-def admin_connection(url):
-    import psycopg
-
-    parts = urlsplit(url)
-    return psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True)
-
-
-def timed(fn, repeats=REPEATS):
-    fn()  # warm the cache and the connection
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
 
 
 def _copy(cursor, table, columns, rows):
@@ -197,10 +182,10 @@ def measure(agents, now):
         "rows": count_all(),
         "scored": sum(row["resolved_forecasts"] for row in scores["forecast_scores"]),
         "fills": sum(row["fills"] for row in scores["resolved_paper_pnl"]),
-        "baseline": timed(count_all),
+        "baseline": median_seconds(count_all),
         "timings": {
-            "scores, all agents": timed(lambda: forecast_scores(None, since, until)),
-            "scores, one agent": timed(lambda: forecast_scores(agents[0], since, until)),
+            "scores, all agents": median_seconds(lambda: forecast_scores(None, since, until)),
+            "scores, one agent": median_seconds(lambda: forecast_scores(agents[0], since, until)),
         },
     }
 
@@ -212,13 +197,13 @@ def main():
         sys.exit("This benchmark needs PostgreSQL: set DATABASE_URL=postgres://... (not SQLite).")
     parts = urlsplit(url)
     bench_db = args.database or f"{parts.path.lstrip('/') or 'agent_runner'}_bench_scores"
-    with admin_connection(url) as admin:
+    with postgres_admin(url) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{bench_db}"')
     os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{bench_db}"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-only-secret-key-not-for-production-42")
-    sys.path.insert(0, str(ROOT))
+
     try:
         import django
 
@@ -236,7 +221,7 @@ def main():
 
         connections.close_all()
         if not args.keep:
-            with admin_connection(url) as admin:
+            with postgres_admin(url) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
     baseline = results["baseline"]
     print(

@@ -6,16 +6,8 @@ from django.db import migrations, models
 from django.utils import timezone
 
 # The configuration fields at this migration (runner.models.Agent.CONFIG_FIELDS then).
-CONFIG_FIELDS = (
-    "name",
-    "kind",
-    "parameters",
-    "interval_minutes",
-    "timeout_seconds",
-    "max_consecutive_failures",
-    "trading_mode",
-    "budgets",
-)
+CONFIG_FIELDS = ["name", "kind", "parameters", "interval_minutes", "timeout_seconds"]
+CONFIG_FIELDS += ["max_consecutive_failures", "trading_mode", "budgets"]
 
 
 def first_versions(apps, schema_editor):

@@ -92,6 +92,11 @@ def status_chart(by_status, *, width=720, row_height=20):
 
 SERIES_COLOURS = ("#1565c0", "#2e7d32", "#e65100", "#6a1b9a", "#00838f", "#ad1457")
 MARKET_COLOUR = "#9e9e9e"
+# A reliability diagram's two kinds of point: (css class, label, count, mean, observed) keys.
+POINTS = (
+    ("market-point", "market price", "market_forecasts", "market_mean_price", "market_observed"),
+    ("forecast-point", "forecasts", "forecasts", "mean_forecast", "observed"),
+)
 
 
 def reliability_chart(calibration, *, size=380):
@@ -101,7 +106,7 @@ def reliability_chart(calibration, *, size=380):
     forecasts in its bucket."""
     margin = 40
     plot = size - 2 * margin
-    peak = max((row["forecasts"] for row in calibration), default=1) or 1
+    peak = max((max(r["forecasts"], r["market_forecasts"]) for r in calibration), default=1) or 1
 
     def x(value):
         return margin + plot * value
@@ -125,28 +130,23 @@ def reliability_chart(calibration, *, size=380):
     for index, (name, rows) in enumerate(series.items()):
         colour = SERIES_COLOURS[index % len(SERIES_COLOURS)]
         for row in rows:
-            if row["market_forecasts"]:
+            for css, label, count, mean, observed in POINTS:
+                if not row[count]:
+                    continue
                 tip = escape(
-                    f"{name}, market price {row['bucket']}: {row['market_forecasts']} forecasts, "
-                    f"mean price {row['market_mean_price']}, observed {row['market_observed']}"
+                    f"{name}, {label} {row['bucket']}: {row[count]} forecasts, "
+                    f"mean {row[mean]}, observed {row[observed]}"
                 )
-                side = 3 + 5 * (row["market_forecasts"] / peak) ** 0.5
-                body.append(
-                    f'<g class="market-point"><title>{tip}</title><rect x="{x(row["market_mean_price"]) - side:.1f}" '
-                    f'y="{y(row["market_observed"]) - side:.1f}" width="{2 * side:.1f}" '
-                    f'height="{2 * side:.1f}" fill="none" stroke="{MARKET_COLOUR}"/></g>'
+                r = 3 + 5 * (row[count] / peak) ** 0.5
+                cx, cy = x(row[mean]), y(row[observed])
+                mark = (
+                    f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{r:.1f}" fill="{colour}" '
+                    'fill-opacity="0.7"/>'
+                    if css == "forecast-point"
+                    else f'<rect x="{cx - r:.1f}" y="{cy - r:.1f}" width="{2 * r:.1f}" '
+                    f'height="{2 * r:.1f}" fill="none" stroke="{MARKET_COLOUR}"/>'
                 )
-            if row["forecasts"]:
-                tip = escape(
-                    f"{name}, forecasts {row['bucket']}: {row['forecasts']} forecasts, "
-                    f"mean forecast {row['mean_forecast']}, observed {row['observed']}"
-                )
-                radius = 3 + 5 * (row["forecasts"] / peak) ** 0.5
-                body.append(
-                    f'<g class="forecast-point"><title>{tip}</title><circle cx="{x(row["mean_forecast"]):.1f}" '
-                    f'cy="{y(row["observed"]):.1f}" r="{radius:.1f}" fill="{colour}" '
-                    'fill-opacity="0.7"/></g>'
-                )
+                body.append(f'<g class="{css}"><title>{tip}</title>{mark}</g>')
         body.append(
             f'<text x="{margin + 6}" y="{margin + 14 + 14 * index}" fill="{colour}">'
             f"● {escape(name)}</text>"

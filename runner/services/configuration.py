@@ -10,7 +10,7 @@ from runner import scheduling
 from runner.actors import Actor
 from runner.errors import InvalidInput, TransitionRefused
 from runner.models import Agent, AgentState, AuditAction, AuditOutcome, CycleRun, RunStatus
-from runner.services.audit import audited, record_event, refuse
+from runner.services.audit import audited, checked, record_event, refuse
 from runner.services.control import retime
 from runner.services.state import save_state
 from runner.services.versions import record_version
@@ -129,18 +129,14 @@ def agent_restore_version(*, agent, number, actor: Actor, reason="", now=None) -
     (added since) keep their current values.
     """
     now = now or timezone.now()
-    try:
-        version = version_get(agent, number)
-    except InvalidInput as exc:
-        refuse(
-            agent=agent,
-            action=AuditAction.RESTORE,
-            actor=actor,
-            now=now,
-            error=exc,
-            reason=reason if isinstance(reason, str) else "",
-        )
-        raise
+    version = checked(
+        lambda: version_get(agent, number),
+        agent=agent,
+        action=AuditAction.RESTORE,
+        actor=actor,
+        now=now,
+        reason=reason,
+    )
     values = {name: value for name, value in version.config.items() if name in Agent.CONFIG_FIELDS}
 
     def apply(locked, change):
