@@ -107,6 +107,7 @@ class AgentVersionsView(_VersionsView):
 
     @extend_schema(
         summary="Configuration versions, newest first",
+        operation_id="agents_versions_list",
         parameters=[
             OpenApiParameter("limit", OpenApiTypes.INT, description="At most this many (100)."),
             OpenApiParameter("before", OpenApiTypes.INT, description="Versions older than this."),
@@ -135,6 +136,7 @@ class AgentVersionView(_VersionsView):
 
     @extend_schema(
         summary="One configuration version",
+        operation_id="agents_versions_retrieve",
         responses={200: ConfigVersionSerializer, **docs.READ_ERRORS},
     )
     def get(self, request, slug, number):
