@@ -13,7 +13,7 @@ from agents.models import Forecast, MarketResolution, PaperPosition, TradeDecisi
 from runner import execution, selectors, services
 from runner.actors import Actor
 from runner.budgets import budget_day
-from runner.models import AuditEvent, BudgetBreach
+from runner.models import Alert, AuditEvent, BudgetBreach
 from tests.agents.factories import (
     ForecasterAgentFactory,
     MarketObservationFactory,
@@ -225,3 +225,78 @@ def test_no_budget_means_no_limit_in_the_cycle(llm):
     run = manual_cycle(agent)
     assert calls(llm) == 10 and "budget_stopped" not in run.summary
     assert PaperPosition.objects.filter(agent=agent).count() == run.summary["paper_fills"] > 2
+
+
+def spent_cycles(agent, now):
+    for _ in range(2):
+        CycleRunFactory(agent=agent, queued_at=now, started_at=now, finished_at=now)
+
+
+def spent_tokens(agent, now):
+    market = MarketObservationFactory(run=CycleRunFactory(agent=agent), agent=agent)
+    Forecast.objects.create(
+        run=market.run,
+        agent=agent,
+        market=market,
+        forecaster="llm",
+        model="fake",
+        status="ok",
+        probability=0.5,
+        market_price=0.5,
+        prompt_tokens=600,
+        completion_tokens=400,
+        total_tokens=1000,
+        created_at=now,
+    )
+
+
+def spent_exposure(agent, now):
+    PaperPositionFactory(agent=agent, shares=250, cost=100)
+
+
+def spent_loss(agent, now):
+    held(agent, "m1", side="yes", shares=200, cost=100, price=0.5, at=now - timedelta(days=2))
+    seen(agent, "m1", 0.4, now - timedelta(minutes=5))
+
+
+@pytest.mark.parametrize(
+    ("budgets", "spend", "words"),
+    [
+        ({"cycles_per_day": 2}, spent_cycles, "cycles_per_day: limit 2 cycles, used 2 cycles"),
+        ({"llm_tokens_per_day": 1000}, spent_tokens, "limit 1,000 tokens, used 1,000 tokens"),
+        (
+            {"llm_cost_per_day": 1.0, "llm_model": "fake"},
+            spent_tokens,
+            "llm_cost_per_day: limit 1.00 USD, used 1.00 USD",
+        ),
+        ({"paper_exposure": 100}, spent_exposure, "paper_exposure: limit 100.00 USD, used 100.00"),
+        ({"paper_loss_per_day": 10}, spent_loss, "paper_loss_per_day: limit 10.00 USD, used 20.00"),
+    ],
+)
+def test_each_budget_crossing_pauses_once_with_one_event_one_alert_and_its_metric(
+    client, settings, budgets, spend, words
+):
+    settings.RUNNER_LLM_PRICES = {"fake": {"prompt": 1.0, "completion": 1.0}}
+    agent = ForecasterAgentFactory(slug="spender", budgets=budgets)
+    spend(agent, timezone.now() - timedelta(minutes=1))
+    services.agent_start(agent=agent, actor=Actor.cli())
+    slot = agent.next_run
+
+    with pytest.raises(services.BudgetExhausted) as refused:
+        execution.run_scheduled(agent.pk, slot=slot)
+    assert words in refused.value.message
+    assert execution.run_scheduled(agent.pk, slot=slot) is None  # a second delivery: nothing new
+
+    agent.refresh_from_db()
+    assert agent.state == "paused" and agent.paused_until is not None
+    [pause] = AuditEvent.objects.filter(agent=agent, action="pause")
+    assert pause.source == "system" and words in pause.reason
+    [alert] = Alert.objects.all()
+    assert alert.kind == "budget_exceeded" and words in alert.message
+    [breach] = BudgetBreach.objects.all()
+    assert breach.budget == next(iter(budgets)) and breach.paused
+    metrics = client.get("/metrics").content.decode()
+    assert (
+        f'agent_runner_budget_breaches_total{{agent="spender",budget="{breach.budget}"}} 1.0'
+        in (metrics)
+    )
