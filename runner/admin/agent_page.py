@@ -3,11 +3,18 @@ that apply right now, and the latest runs and audit events."""
 
 from dataclasses import dataclass
 
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 
 from runner import selectors, services
-from runner.admin.display import badge, changes_html, moment_html, run_status_badge
+from runner.admin.display import (
+    VERSIONS_URL_NAME,
+    agent_page_url,
+    badge,
+    changes_html,
+    moment_html,
+    run_status_badge,
+)
 from runner.admin.runs import RUN_HEAVY_FIELDS
 from runner.models import INTERVAL_MAX, INTERVAL_MIN, AuditAction, AuditEvent, CycleRun
 
@@ -38,21 +45,12 @@ CONTROLS = {
 
 def report_url(agent):
     """The agent's report page, when the reports app provides one."""
-    return _page_url(agent, REPORT_URL_NAMES)
+    return agent_page_url(agent.pk, *REPORT_URL_NAMES)
 
 
 def versions_url(agent):
     """The agent's configuration versions page, when the URLs wire it (config/urls.py)."""
-    return _page_url(agent, ("runner-agent-versions",))
-
-
-def _page_url(agent, names):
-    for name in names:
-        try:
-            return reverse(name, kwargs={"agent_id": agent.pk})
-        except NoReverseMatch:
-            continue
-    return None
+    return agent_page_url(agent.pk, VERSIONS_URL_NAME)
 
 
 def control_room(agent, *, can_control) -> dict:

@@ -129,3 +129,10 @@ def test_bad_budgets_in_the_form_are_field_errors(admin_client, versioned):
         in (errors["budgets"][0])
     )
     assert Agent.objects.get(pk=versioned.pk).budgets == {}
+
+
+def test_a_runs_page_links_to_the_version_it_ran_with(admin_client, versioned):
+    queued = services.agent_run_once(agent=versioned, actor=Actor.cli(), enqueue=False)
+    run = execution.run_queued(queued.pk)
+    html = admin_client.get(reverse("admin:runner_cyclerun_change", args=[run.pk])).content.decode()
+    assert f'<a href="{versions_url(versioned)}#version-2">version 2</a>' in html
