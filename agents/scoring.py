@@ -29,6 +29,7 @@ from agents.models import Forecast, MarketObservation, MarketResolution, PaperFi
 from runner.models import Agent
 
 EPSILON = 1e-15
+TINY = 1e-100
 BUCKETS = 10
 
 
@@ -94,10 +95,15 @@ def _log_loss_sql(column: str) -> str:
     return f"-(o * LN({column}) + (1 - o) * LN(1 - {column}))"
 
 
+def _snap_sql(column: str) -> str:
+    """A probability below 1e-100 as 0: PostgreSQL raises an error (not 0) when a product of
+    two doubles underflows, and no difference between these values can then underflow."""
+    return f"CASE WHEN {column} < {TINY!r} THEN 0.0 ELSE {column} END"
+
+
 SCORE_SQL = """
 WITH scored AS (
-    SELECT f.agent_id, f.forecaster, f.probability AS p, f.market_price AS q, r.yes_price AS o,
-           r.is_sample AS sample
+    SELECT f.agent_id, f.forecaster, {p} AS p, {q} AS q, {o} AS o, r.is_sample AS sample
     FROM {forecast} f
     JOIN {observation} m ON m.id = f.market_id
     JOIN {resolution} r ON r.source = m.source AND r.market_id = m.market_id
@@ -116,7 +122,7 @@ GROUP BY agent_id, forecaster, pb, qb
 
 PNL_SQL = """
 SELECT fl.agent_id, fc.forecaster, COUNT(*), SUM(fl.cost),
-       SUM(fl.shares * CASE WHEN fl.side = 'yes' THEN r.yes_price ELSE 1 - r.yes_price END)
+       SUM(fl.shares * CASE WHEN fl.side = 'yes' THEN {o} ELSE 1 - {o} END)
 FROM {fill} fl
 JOIN {decision} d ON d.id = fl.decision_id
 JOIN {forecast} fc ON fc.id = d.forecast_id
@@ -127,6 +133,9 @@ GROUP BY fl.agent_id, fc.forecaster
 """
 
 SCORE_PARTS = {
+    "p": _snap_sql("f.probability"),
+    "q": _snap_sql("f.market_price"),
+    "o": _snap_sql("r.yes_price"),
     "p_clip": _clip_sql("p"),
     "q_clip": _clip_sql("q"),
     "p_bucket": _bucket_sql("p"),
@@ -245,7 +254,14 @@ def _bucket_row(slug, name, index, bucket) -> dict:
 
 
 def _pnl(agent, since, until) -> list[dict]:
-    rows = _fetch(PNL_SQL, alias="fl", agent=agent, since=since, until=until)
+    rows = _fetch(
+        PNL_SQL,
+        alias="fl",
+        agent=agent,
+        since=since,
+        until=until,
+        parts={"o": _snap_sql("r.yes_price")},
+    )
     slugs = dict(Agent.objects.filter(pk__in={row[0] for row in rows}).values_list("pk", "slug"))
     return sorted(
         (
