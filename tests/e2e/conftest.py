@@ -1,6 +1,7 @@
 """Fixtures of the real-browser tests: a headless Debian Chromium driven by Playwright."""
 
 import pytest
+from django.db import connections
 
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
@@ -13,6 +14,10 @@ def browser_page(monkeypatch):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
+        # Django keys its connections by context, and Playwright's event loop makes a context of
+        # its own: a connection an earlier browser test left there may since have been killed
+        # (tests/e2e/test_cluster_scheduling.py kills every other connection to the database).
+        connections.close_all()
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
