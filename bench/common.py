@@ -116,6 +116,14 @@ class Process:
         self.log.close()
 
 
+def gunicorn(port, env, log_path, *, workers, threads):
+    """`gunicorn config.wsgi` on 127.0.0.1:port (gthread workers, keep-alive 30 s) as a Process."""
+    command = [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}"]
+    command += ["--workers", str(workers), "--threads", str(threads)]
+    command += ["--worker-class", "gthread", "--keep-alive", "30"]
+    return Process(command, env, log_path)
+
+
 def wait_for(predicate, timeout, interval=0.2, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

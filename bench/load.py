@@ -32,6 +32,7 @@ from bench.common import (  # noqa: E402
     django_shell,
     ensure_database,
     free_port,
+    gunicorn,
     manage,
     percentile,
     wait_for,
@@ -183,25 +184,12 @@ def main():
         if not there
     ]
 
-    server = Process(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(args.gunicorn_workers),
-            "--threads",
-            str(args.gunicorn_threads),
-            "--worker-class",
-            "gthread",
-            "--keep-alive",
-            "30",
-        ],
+    server = gunicorn(
+        port,
         env,
         logs / "gunicorn.log",
+        workers=args.gunicorn_workers,
+        threads=args.gunicorn_threads,
     )
     cluster = Process([sys.executable, "manage.py", "qcluster"], env, logs / "qcluster.log")
     try:

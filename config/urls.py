@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from runner.admin.live import version_view
+from runner.admin.overview import overview_view
 from runner.admin.reports import agent_report_view
 from runner.admin.versions import agent_version_restore_view, agent_versions_view
 from runner.api.reports import AgentReportView, AllAgentsReportView
@@ -12,6 +14,10 @@ urlpatterns = [
         admin.site.admin_view(agent_report_view),
         name="runner-agent-report",
     ),
+    # Live operations (issue 16): the live pages' version polls and the overview of every agent.
+    path("admin/runner/live/<str:scope>/", version_view, name="runner-live-version"),
+    path("admin/runner/overview/", admin.site.admin_view(overview_view), name="runner-overview"),
+    # Configuration versions (issue 15): the list, diffs and restore of an agent's versions.
     path(
         "admin/runner/agent/<int:agent_id>/versions/",
         admin.site.admin_view(agent_versions_view),

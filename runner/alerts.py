@@ -5,10 +5,10 @@ fingerprint is open, the condition is not notified again (its `occurrences` coun
 `reconcile()` (run by the watchdog task) opens overdue alerts and closes alerts whose condition
 has cleared, so the next occurrence notifies again.
 
-Alerts are raised inside the transaction that caused them (the trip, the reap) and delivered only
-after it commits (`transaction.on_commit`), by Django mail to RUNNER_ALERT_EMAILS and by a JSON
-POST to RUNNER_ALERT_WEBHOOK_URL. Delivery failures are recorded on the alert, never raised: an
-alert must not break the cycle or the request that triggered it.
+Alerts are raised inside the transaction that caused them (the trip, the reap) and each state
+change (opened, closed) is sent once, only after it commits (`transaction.on_commit`), on every
+channel runner.notify knows (mail, webhook, Apprise URLs). Delivery failures are recorded on the
+alert, never raised: an alert must not break the cycle or the request that triggered it.
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-import httpx
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from runner import notify
 from runner.conf import conf
 from runner.models import Agent, AgentState, Alert, AlertKind, CycleRun, RunStatus
 
@@ -129,14 +128,23 @@ def _raise(*, kind, agent, now, subject, message, run_id=None, key=None):
         return None, False
     logger.warning("alert opened: %s", subject, extra={"alert": kind})
     # robust: a failure while delivering is logged, never raised into the committing caller.
-    transaction.on_commit(lambda: deliver(alert.pk), robust=True)
+    transaction.on_commit(lambda: notify.alert_opened(alert.pk), robust=True)
     return alert, True
 
 
+def _close(alert_id, now) -> int:
+    """Close one open alert; whoever closes it (one caller, whatever the race) notifies."""
+    closed = Alert.objects.filter(pk=alert_id, closed_at__isnull=True).update(closed_at=now)
+    if closed:
+        transaction.on_commit(lambda: notify.alert_closed(alert_id), robust=True)
+    return closed
+
+
 def close(*, kind, agent_id, now) -> int:
-    return Alert.objects.filter(
+    open_alerts = Alert.objects.filter(
         fingerprint=fingerprint(kind, agent_id), closed_at__isnull=True
-    ).update(closed_at=now)
+    ).values_list("pk", flat=True)
+    return sum(_close(alert_id, now) for alert_id in list(open_alerts))
 
 
 # --- the periodic check -----------------------------------------------------------------------
@@ -161,9 +169,7 @@ def reconcile(now=None) -> dict:
     open_alerts = Alert.objects.filter(closed_at__isnull=True).select_related("agent")
     for alert in open_alerts:
         if _cleared(alert, still_overdue, now):
-            closed += Alert.objects.filter(pk=alert.pk, closed_at__isnull=True).update(
-                closed_at=now
-            )
+            closed += _close(alert.pk, now)
     return {"opened": opened, "closed": closed}
 
 
@@ -183,51 +189,3 @@ def _cleared(alert, still_overdue, now) -> bool:
             agent=agent, status=RunStatus.SUCCEEDED, finished_at__gt=alert.last_seen_at
         ).exists()
     return False
-
-
-# --- delivery ---------------------------------------------------------------------------------
-
-
-def payload(alert) -> dict:
-    return {
-        "id": alert.pk,
-        "kind": alert.kind,
-        "agent": alert.agent_slug,
-        "run_id": alert.run_id,
-        "subject": alert.subject,
-        "message": alert.message,
-        "opened_at": alert.opened_at.isoformat(),
-        "fingerprint": alert.fingerprint,
-    }
-
-
-def deliver(alert_id):
-    """Send one alert by mail and webhook; record what happened to each channel."""
-    alert = Alert.objects.get(pk=alert_id)
-    delivery = {}
-    recipients = list(conf.RUNNER_ALERT_EMAILS)
-    if recipients:
-        try:
-            send_mail(
-                subject=f"[agent-runner] {alert.subject}",
-                message=f"{alert.message}\n\nOpened at {alert.opened_at.isoformat()}.",
-                from_email=None,
-                recipient_list=recipients,
-            )
-            delivery["email"] = "sent"
-        except Exception as exc:  # SMTP down must not break the caller
-            logger.exception("alert %s: mail delivery failed", alert.pk)
-            delivery["email"] = f"failed: {type(exc).__name__}: {exc}"[:500]
-    url = conf.RUNNER_ALERT_WEBHOOK_URL
-    if url:
-        try:
-            response = httpx.post(
-                url, json=payload(alert), timeout=conf.RUNNER_ALERT_WEBHOOK_TIMEOUT
-            )
-            response.raise_for_status()
-            delivery["webhook"] = f"sent: HTTP {response.status_code}"
-        except Exception as exc:  # an unreachable webhook must not break the caller
-            logger.warning("alert %s: webhook delivery failed: %s", alert.pk, exc)
-            delivery["webhook"] = f"failed: {type(exc).__name__}: {exc}"[:500]
-    Alert.objects.filter(pk=alert.pk).update(delivery=delivery, notified_at=timezone.now())
-    return delivery

@@ -28,6 +28,9 @@ work. It counts one too many if a worker is killed while it waits, or the pusher
 hand-over and its decrement. That cluster may then take one task ahead, as django-q2 always
 did, until a hand-over finds more free workers than the pool has and drops the extra count.
 With the ORM broker's `bulk` above 1 the rest of a batch is held as before (we keep 1).
+
+Stopping (SIGTERM, within a grace period, no cycle left `running`) is runner.cluster_stop's; the
+gate only stops taking tasks as soon as the pusher has been asked to stop.
 """
 
 from __future__ import annotations
@@ -35,10 +38,12 @@ from __future__ import annotations
 import time
 from multiprocessing import Value
 
-from django_q import cluster as django_q_cluster
 from django_q.conf import Conf
 from django_q.pusher import pusher
 from django_q.worker import worker
+
+from runner import shutdown
+from runner.cluster_stop import GracefulCluster, GracefulSentinel
 
 # How often a pusher with no free worker looks again (the broker's own poll is 0.2 s).
 GATE_POLL_SECONDS = 0.02
@@ -88,6 +93,9 @@ class _GatedBroker(_Wrapper):
     """
 
     def dequeue(self):
+        if shutdown.requested():  # SIGTERM: take nothing more, let the Sentinel stop us
+            time.sleep(GATE_POLL_SECONDS)
+            return None
         deadline = time.monotonic() + Conf.POLL
         while self._free.value <= 0:
             if time.monotonic() >= deadline:
@@ -96,7 +104,7 @@ class _GatedBroker(_Wrapper):
         return self._inner.dequeue()
 
 
-class GatedSentinel(django_q_cluster.Sentinel):
+class GatedSentinel(GracefulSentinel):
     """django-q2's Sentinel with the free-worker gate between its pusher and its workers."""
 
     def __init__(self, *args, **kwargs):
@@ -122,14 +130,7 @@ class GatedSentinel(django_q_cluster.Sentinel):
         )
 
 
-class GatedCluster(django_q_cluster.Cluster):
-    """django-q2's Cluster, starting a GatedSentinel instead of its own."""
+class GatedCluster(GracefulCluster):
+    """Our stopping cluster, starting a GatedSentinel."""
 
-    def start(self) -> int:
-        # Cluster.start() spawns the Sentinel class named in its module: name ours while it does.
-        original = django_q_cluster.Sentinel
-        django_q_cluster.Sentinel = GatedSentinel
-        try:
-            return super().start()
-        finally:
-            django_q_cluster.Sentinel = original
+    sentinel_class = GatedSentinel

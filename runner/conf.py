@@ -200,4 +200,43 @@ conf = SettingsGroup(
     Setting(
         "RUNNER_ALERT_WEBHOOK_TIMEOUT", 5.0, "float", "Seconds before a webhook post gives up."
     ),
+    # --- live operations (runner.shutdown, runner.notify, runner.admin.live, the log tail) ---
+    Setting(
+        "RUNNER_ALERT_URLS",
+        "",
+        "str",
+        "Apprise URLs, separated by spaces or commas (slack://, workflows://, discord://, "
+        "tgram://, pagerduty://, json://, ...): every alert goes there when it opens and closes.",
+    ),
+    Setting(
+        "RUNNER_LOG_FLUSH_SECONDS",
+        1.0,
+        "float",
+        "A running cycle's new log lines are written to its run this often (one update a batch).",
+    ),
+    Setting(
+        "RUNNER_LIVE_POLL_SECONDS",
+        1.0,
+        "float",
+        "An open admin page asks this often whether anything it shows has changed.",
+    ),
+    Setting(
+        "RUNNER_LIVE_VERSION_CACHE_SECONDS",
+        0.5,
+        "float",
+        "A web process answers live polls from a version stamp at most this old.",
+    ),
+    Setting(
+        "RUNNER_LIVE_TICKET_SECONDS",
+        300,
+        "int",
+        "A page's signed live ticket lets it poll without a session lookup for this long.",
+    ),
+    Setting(
+        "RUNNER_SHUTDOWN_GRACE_SECONDS",
+        30.0,
+        "float",
+        "On SIGTERM a qcluster asks its cycles to stop, and kills (recording as cancelled) "
+        "those still running after this long.",
+    ),
 )

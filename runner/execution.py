@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback as traceback_module
 
 from django.core.exceptions import ValidationError
@@ -19,13 +20,13 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from django.utils import timezone
 from django_q.exceptions import TimeoutException
 
-from runner import logs, registry
+from runner import logs, registry, shutdown
 from runner.budget_usage import allowance_for
 from runner.conf import conf
-from runner.errors import AgentLoadError, CycleStop, LeaseLost
+from runner.errors import AgentLoadError, CycleCancelled, CycleStop, LeaseLost
 from runner.models import CycleRun, RunStatus
 from runner.protocol import CycleContext
-from runner.services import budgets, cycles
+from runner.services import budgets, cycles, run_log
 from runner.types import Claim, Outcome
 
 logger = logging.getLogger(__name__)
@@ -36,25 +37,34 @@ def worker_name():
 
 
 class RunLog(logging.LoggerAdapter):
-    """A logger whose lines are kept (capped) on the run, and also sent to normal logging."""
+    """A logger whose lines are kept (capped) on the run, and also sent to normal logging.
+
+    The heartbeat thread reads the kept lines while the cycle appends to them (the live tail)."""
 
     def __init__(self, run_id, agent_slug, cap):
         super().__init__(logging.getLogger(f"runner.cycle.{agent_slug}"), {"run_id": run_id})
         self.lines: list[str] = []
         self.cap = cap
         self.dropped = 0
+        self._lock = threading.Lock()
 
     def process(self, msg, kwargs):
         return f"[run {self.extra['run_id']}] {msg}", kwargs
 
     def log(self, level, msg, *args, **kwargs):
         text = str(msg) % args if args else str(msg)
-        if len(self.lines) < self.cap:
-            stamp = timezone.now().strftime("%H:%M:%S.%f")[:-3]
-            self.lines.append(f"{stamp} {logging.getLevelName(level)} {text}")
-        else:
-            self.dropped += 1
+        with self._lock:
+            if len(self.lines) < self.cap:
+                stamp = timezone.now().strftime("%H:%M:%S.%f")[:-3]
+                self.lines.append(f"{stamp} {logging.getLevelName(level)} {text}")
+            else:
+                self.dropped += 1
         super().log(level, msg, *args, **kwargs)
+
+    def kept_so_far(self) -> list[str]:
+        """The kept lines as they are now: what the live tail shows while the cycle runs."""
+        with self._lock:
+            return list(self.lines)
 
     def stored_lines(self):
         if self.dropped:
@@ -64,12 +74,19 @@ class RunLog(logging.LoggerAdapter):
 
 class Heartbeat(threading.Thread):
     """Renews the run's lease every lease/3 until stopped, or until the cycle is far past its
-    deadline (then the lease is left to expire, so a hung cycle is reaped rather than kept alive)."""
+    deadline (then the lease is left to expire, so a hung cycle is reaped rather than kept alive).
 
-    def __init__(self, run_id, token, deadline):
+    Given the cycle's log, it also writes the new lines every RUNNER_LOG_FLUSH_SECONDS (one
+    fenced update a batch, none when nothing was logged), so the run's log can be followed live."""
+
+    def __init__(self, run_id, token, deadline, log=None):
         super().__init__(name=f"heartbeat-run-{run_id}", daemon=True)
         self.run_id, self.token, self.deadline = run_id, token, deadline
-        self.interval = max(conf.RUNNER_LEASE_SECONDS / 3, 0.1)
+        self.renew_every = max(conf.RUNNER_LEASE_SECONDS / 3, 0.1)
+        self.log, self.flushed = log, 0
+        self.interval = self.renew_every
+        if log is not None:
+            self.interval = min(self.renew_every, max(conf.RUNNER_LOG_FLUSH_SECONDS, 0.1))
         self.stopped = threading.Event()
         self.lost = threading.Event()
 
@@ -78,16 +95,24 @@ class Heartbeat(threading.Thread):
             self._beat()
 
     def _beat(self):
+        renew_at = time.monotonic() + self.renew_every
         try:
             while not self.stopped.wait(self.interval):
                 now = timezone.now()
                 if (now - self.deadline).total_seconds() > conf.RUNNER_LEASE_SECONDS:
                     return
+                renew = time.monotonic() >= renew_at
+                lines = self._unflushed_lines()
+                if not renew and lines is None:
+                    continue  # nothing to write on this tick: no query at all
                 try:
                     close_old_connections()
-                    held, _cancel = cycles.cycle_heartbeat(
-                        run_id=self.run_id, token=self.token, now=now
-                    )
+                    held = self._flush(lines)
+                    if held and renew:
+                        held, _cancel = cycles.cycle_heartbeat(
+                            run_id=self.run_id, token=self.token, now=now
+                        )
+                        renew_at = time.monotonic() + self.renew_every
                 except Exception:  # a dropped connection must not kill the heartbeat
                     logger.exception("heartbeat for run %s failed; retrying", self.run_id)
                     connection.close()
@@ -97,6 +122,21 @@ class Heartbeat(threading.Thread):
                     return
         finally:
             connection.close()
+
+    def _unflushed_lines(self):
+        """The kept lines when some are not written yet, else None."""
+        if self.log is None:
+            return None
+        lines = self.log.kept_so_far()
+        return lines if len(lines) > self.flushed else None
+
+    def _flush(self, lines) -> bool:
+        if lines is None:
+            return True
+        held = run_log.cycle_flush_log(run_id=self.run_id, token=self.token, lines=lines)
+        if held:
+            self.flushed = len(lines)
+        return held
 
     def stop(self):
         self.stopped.set()
@@ -132,7 +172,10 @@ def _execute_claim(claim):
     run = claim.run
     agent = run.agent
     log = RunLog(run.pk, agent.slug, conf.RUNNER_RUN_LOG_LINES)
-    heartbeat = Heartbeat(run.pk, claim.token, run.deadline_at)
+    # Inside a caller's open transaction nobody else could read the lines before it commits, and
+    # the heartbeat's own connection would only wait on that transaction's lock: no live tail then.
+    live_log = None if connection.in_atomic_block else log
+    heartbeat = Heartbeat(run.pk, claim.token, run.deadline_at, log=live_log)
     heartbeat.start()
     try:
         outcome = _run_agent(run, claim.token, log, heartbeat)
@@ -193,6 +236,8 @@ def _run_agent(run, token, log, heartbeat):
     def checkpoint():
         if heartbeat.lost.is_set():
             raise LeaseLost("This worker no longer holds the run's lease")
+        if shutdown.requested():
+            raise CycleCancelled(shutdown.CANCELLED_MESSAGE)
         try:
             cycles.cycle_checkpoint(run_id=run.pk, token=token)
         except (OperationalError, InterfaceError):

@@ -11,7 +11,7 @@ import threading
 from django.dispatch import receiver
 from django_q.signals import post_execute_in_worker, pre_execute
 
-from runner import execution, scheduling
+from runner import execution, scheduling, shutdown
 from runner.errors import ClaimRefused
 
 logger = logging.getLogger(__name__)
@@ -34,8 +34,16 @@ def _task_id():
     return getattr(_current, "task_id", "")
 
 
+def _left_for_later():
+    """A worker of a stopping cluster claims nothing: the slot stays due and a manual run stays
+    queued, and the dispatcher sends either again to a worker that is not stopping."""
+    return {"ran": False, "reason": shutdown.LEFT_FOR_LATER}
+
+
 def run_scheduled_cycle(agent_id, slot=None):
     """One scheduled slot of one agent; `slot` (ISO time) comes from whoever queued it."""
+    if shutdown.requested():
+        return _left_for_later()
     try:
         run = execution.run_scheduled(
             int(agent_id), slot=scheduling.parse_slot(slot), task_id=_task_id()
@@ -49,6 +57,8 @@ def run_scheduled_cycle(agent_id, slot=None):
 
 
 def run_queued_cycle(run_id):
+    if shutdown.requested():
+        return _left_for_later()
     try:
         run = execution.run_queued(int(run_id), task_id=_task_id())
     except ClaimRefused as exc:

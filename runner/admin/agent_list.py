@@ -1,4 +1,5 @@
-"""What the agents list shows beside each agent: its last outcome and recent success rate.
+"""What the agents list shows beside each agent: its last outcome (or the run in flight) and
+recent success rate.
 
 Computed in the agents query itself (one query per page, however many runs there are).
 """
@@ -43,8 +44,10 @@ def annotate_recent_outcomes(queryset):
     last = CycleRun.objects.filter(agent=OuterRef("pk"), started_at=OuterRef("last_run")).values(
         "status"
     )[:1]
+    running = CycleRun.objects.filter(agent=OuterRef("pk"), status=RunStatus.RUNNING)
     return queryset.annotate(
         recent_finished=_recent_runs_count(succeeded_only=False),
         recent_succeeded=_recent_runs_count(succeeded_only=True),
         last_outcome=Subquery(last),
+        running_since=Subquery(running.values("started_at")[:1]),
     )

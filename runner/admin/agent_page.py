@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from runner import selectors, services
+from runner.admin import live
 from runner.admin.display import (
     VERSIONS_URL_NAME,
     agent_page_url,
@@ -88,6 +89,7 @@ def control_room(agent, *, can_control) -> dict:
         "paused_until": moment_html(agent.paused_until, now) if agent.paused_until else None,
         "can_pause": "pause" in controls,
         "in_flight": in_flight,
+        "in_flight_live": live.in_flight(in_flight, now),
         "can_control": can_control,
         "controls": [CONTROLS[verb] for verb in controls],
         "interval_min": INTERVAL_MIN,

@@ -17,7 +17,8 @@ from runner.admin.agent_controls import AgentControlsMixin, admin_actor
 from runner.admin.agent_form import AgentAdminForm
 from runner.admin.agent_list import RECENT_RUNS_FOR_RATE, annotate_recent_outcomes
 from runner.admin.agent_page import control_room
-from runner.admin.display import badge, humanize_moment, run_status_badge
+from runner.admin.display import badge, relative_html, run_status_badge
+from runner.admin.live import LivePagesMixin, elapsed_html, note_version
 from runner.errors import RunnerError
 from runner.models import Agent, AgentState, AuditAction, CycleRun
 
@@ -25,7 +26,8 @@ STATE_FIELDS = (*Agent.STATE_FIELDS, "paused_next_run", "created_at", "updated_a
 
 
 @admin.register(Agent)
-class AgentAdmin(AgentControlsMixin, admin.ModelAdmin):
+class AgentAdmin(LivePagesMixin, AgentControlsMixin, admin.ModelAdmin):
+    live_list_scope, live_object_scope = "agents", "agent"
     form = AgentAdminForm
     change_form_template = "admin/runner/agent/change_form.html"
     list_display = (
@@ -113,13 +115,16 @@ class AgentAdmin(AgentControlsMixin, admin.ModelAdmin):
     @admin.display(description="Next run", ordering="next_run")
     def next_run_display(self, agent):
         if agent.state == AgentState.PAUSED and agent.paused_until:
-            return format_html("resumes {}", humanize_moment(agent.paused_until))
+            return format_html("resumes {}", relative_html(agent.paused_until))
         if agent.next_run is None and agent.state == AgentState.PAUSED and agent.paused_next_run:
-            return format_html("held: {}", humanize_moment(agent.paused_next_run))
-        return humanize_moment(agent.next_run) or "—"
+            return format_html("held: {}", relative_html(agent.paused_next_run))
+        return relative_html(agent.next_run) or "—"
 
     @admin.display(description="Last outcome")
     def last_outcome_display(self, agent):
+        running_since = getattr(agent, "running_since", None)
+        if running_since is not None:  # the run in flight, and for how long
+            return format_html("{} {}", run_status_badge("running"), elapsed_html(running_since))
         return run_status_badge(getattr(agent, "last_outcome", None))
 
     @admin.display(description=f"Success (last {RECENT_RUNS_FOR_RATE})")
@@ -133,6 +138,7 @@ class AgentAdmin(AgentControlsMixin, admin.ModelAdmin):
     # -- the agent page --
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        note_version(request, f"agent-{object_id}")  # before the page reads what it shows
         agent = self.get_object(request, unquote(object_id))
         if agent is not None and self.has_view_or_change_permission(request, agent):
             runner = control_room(agent, can_control=self.has_control_permission(request, agent))

@@ -45,12 +45,25 @@ def stamp_html(moment):
     )
 
 
+def relative_html(moment, now=None):
+    """'in 12 minutes', as humanize_moment, and counting on a live page (live.js)."""
+    if moment is None:
+        return ""
+    return format_html(
+        '<span data-relative-to="{}">{}</span>', moment.isoformat(), humanize_moment(moment, now)
+    )
+
+
 def moment_html(moment, now=None):
-    """The stamp, then how far it is from now: "2026-11-23 20:42:51 UTC (3 minutes ago)"."""
+    """The stamp, then how far it is from now: "2026-11-23 20:42:51 UTC (3 minutes ago)"; on a
+    live page the second part keeps counting (runner/static/runner/live.js)."""
     if moment is None:
         return "—"
     return format_html(
-        '{} <span class="runner-when">({})</span>', stamp_html(moment), humanize_moment(moment, now)
+        '{} <span class="runner-when" data-relative-to="{}">({})</span>',
+        stamp_html(moment),
+        moment.isoformat(),
+        humanize_moment(moment, now),
     )
 
 

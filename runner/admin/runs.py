@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.utils.html import format_html
 
+from runner.admin import live
 from runner.admin.base import ReadOnlyModelAdmin, related_record_links
 from runner.admin.display import (
     VERSIONS_URL_NAME,
@@ -15,15 +16,16 @@ from runner.admin.display import (
     short_text_html,
 )
 from runner.admin.pagination import EstimatedCountPaginator, ProbedDatesQuerySet
-from runner.models import CycleRun
+from runner.models import CycleRun, RunStatus
 
 # Columns the changelist never shows; deferred so a page of runs stays small.
 RUN_HEAVY_FIELDS = ("log_lines", "traceback", "config_snapshot", "summary")
 
 
 @admin.register(CycleRun)
-class CycleRunAdmin(ReadOnlyModelAdmin):
-    change_form_template = "admin/runner/related_records_change_form.html"
+class CycleRunAdmin(live.LivePagesMixin, ReadOnlyModelAdmin):
+    live_list_scope, live_object_scope = "runs", "run"
+    change_form_template = "admin/runner/cyclerun/change_form.html"
     list_display = (
         "id",
         "agent",
@@ -134,6 +136,8 @@ class CycleRunAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description="Duration", ordering="duration_ms")
     def duration(self, run):
+        if run.status == RunStatus.RUNNING:
+            return live.elapsed_html(run.started_at)
         if run.duration_ms is None:
             return "—"
         return (
@@ -155,7 +159,7 @@ class CycleRunAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description="Log lines")
     def log_display(self, run):
-        return pre("\n".join(str(line) for line in run.log_lines or []))
+        return live.log_html(run)
 
     @admin.display(description="Configuration it ran with")
     def config_display(self, run):

@@ -4,7 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from runner.api import records, seed, versions, views
+from runner.api import live, records, seed, versions, views
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -42,6 +42,7 @@ versions_urlpatterns = [
 ]
 
 urlpatterns = [
+    path("runs/<int:id>/log/", live.RunLogView.as_view(), name="run-log"),
     *router.urls,
     *versions_urlpatterns,
     *seed_urlpatterns,

@@ -15,23 +15,9 @@ from django.utils import timezone
 from runner import tasks
 from runner.models import AuditEvent, CycleRun
 from tests.factories import AgentFactory, AuditEventFactory, CycleRunFactory, UserFactory
-from tests.support.browser import ARTIFACTS, CHROMIUM
+from tests.support.browser import ARTIFACTS, login, needs_chromium
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium; .ci/run does)",
-    ),
-]
-
-
-def login(page, live_server, next_path):
-    """Log in as the "operator" user (UserFactory's password), then land on next_path."""
-    page.goto(f"{live_server.url}/admin/login/?next={next_path}")
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", "secret-pass-123")
-    page.click("input[type=submit]")
+pytestmark = [pytest.mark.slow, needs_chromium]
 
 
 def click_control(page, label, expect, message):

@@ -7,16 +7,10 @@ import pytest
 from runner import services
 from runner.actors import Actor
 from runner.models import Agent, AuditEvent
-from tests.e2e.test_admin_browser import login
 from tests.factories import UserFactory
-from tests.support.browser import ARTIFACTS, CHROMIUM
+from tests.support.browser import ARTIFACTS, login, needs_chromium
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium"
-    ),
-]
+pytestmark = [pytest.mark.slow, needs_chromium]
 
 
 @pytest.mark.django_db(transaction=True)

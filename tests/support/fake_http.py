@@ -1,13 +1,16 @@
 """The one fake HTTP server of the tests: a real server on 127.0.0.1 (OS-assigned port) that
 answers from a script and records every request.
 
-Tests stand it in for the Gamma API, an OpenAI-compatible LLM endpoint and the alert webhook, so
-httpx clients, timeouts and retries run against real sockets without any outside traffic.
+Tests stand it in for the Gamma API, an OpenAI-compatible LLM endpoint, the alert webhook and the
+chat and paging services Apprise sends alerts to, so httpx and requests clients, timeouts and
+retries run against real sockets without any outside traffic. Given an `ssl.SSLContext` it serves
+https (tests make a throwaway certificate authority with trustme).
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -47,7 +50,7 @@ class Request:
 class FakeServer:
     """`handler(request) -> Reply` answers every request; `requests` records them in order."""
 
-    def __init__(self, handler: Callable[[Request], Reply]):
+    def __init__(self, handler: Callable[[Request], Reply], tls: ssl.SSLContext | None = None):
         self.handler = handler
         self.requests: list[Request] = []
         server = self
@@ -86,7 +89,10 @@ class FakeServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )

@@ -4,6 +4,7 @@
     runagent start|stop|pause|resume     the transitions
     runagent interval N                  set the interval (minutes)
     runagent status                      state and counters (a read; writes nothing)
+    runagent logs RUN_ID [--follow]      a run's log lines; --follow prints new ones until it ends
 
 Each verb is one service call with the operating-system user as the actor (source `cli`), so it
 is audited like the admin and the API. Exit 0 when applied (or the cycle succeeded), 1 when
@@ -15,8 +16,9 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 
-from runner import execution, selectors, services
+from runner import execution, selectors, services, tail
 from runner.actors import Actor
+from runner.api.filters import ID_MAX
 from runner.budgets import budget_text
 from runner.conf import conf
 from runner.errors import AgentNotFound, RunnerError
@@ -30,18 +32,28 @@ CONTROL_VERBS = {
     "resume": AuditAction.RESUME,
     "interval": AuditAction.SET_INTERVAL,
 }
-VERBS = (*CONTROL_VERBS, "status")
+VERBS = (*CONTROL_VERBS, "status", "logs")
+TAKES_VALUE = {"interval": "the new interval", "logs": "the run id"}
 
 
 class Command(BaseCommand):
     help = (
-        "Control an agent (start, stop, pause, resume, interval N, status) or run one cycle "
-        "in this process (--once). Exit 0 when applied, 1 when refused or failed."
+        "Control an agent (start, stop, pause, resume, interval N, status), show a run's log "
+        "(logs RUN_ID [--follow]) or run one cycle in this process (--once). Exit 0 when "
+        "applied, 1 when refused or failed."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("verb", nargs="?", choices=VERBS, help="What to do.")
-        parser.add_argument("minutes", nargs="?", help="The new interval, for `interval`.")
+        parser.add_argument(
+            "minutes", nargs="?", help="The new interval, for `interval`; the run id, for `logs`."
+        )
+        parser.add_argument(
+            "--follow",
+            action="store_true",
+            help="With `logs`: print new lines as the run logs them, until it ends "
+            "(exit 0 if it succeeded, 1 otherwise).",
+        )
         parser.add_argument(
             "--once", action="store_true", help="Run exactly one cycle in this process."
         )
@@ -64,10 +76,14 @@ class Command(BaseCommand):
             raise CommandError(
                 "Give one verb (start, stop, pause, resume, interval N, status) or --once."
             )
-        if minutes is not None and verb != "interval":
+        if minutes is not None and verb not in TAKES_VALUE:
             raise CommandError(f"`{verb or '--once'}` takes no value (got {minutes!r}).")
+        if options["follow"] and verb != "logs":
+            raise CommandError("--follow goes with `logs RUN_ID` only.")
         if options["until"] is not None and verb != "pause":
             raise CommandError("--until goes with pause only.")
+        if verb == "logs":
+            return self._logs(minutes, options)
         slug = options["agent"] or conf.RUNNER_DEFAULT_AGENT
         if once:
             return self._run_once(slug, options)
@@ -122,6 +138,32 @@ class Command(BaseCommand):
                 f"run {run.pk} {run.status}: {run.error_type}: {run.error_message}".rstrip(": "),
                 returncode=1,
             )
+
+    def _logs(self, value, options):
+        """Print the run's lines (and, following, the new ones as they come) from the live tail."""
+        valid = value is not None and value.isascii() and value.isdigit()
+        if not valid or not 1 <= int(value) <= ID_MAX:
+            raise CommandError(f"RUN_ID must be a whole number from 1 to {ID_MAX} (got {value!r}).")
+        run_id = int(value)
+        if options["follow"]:
+            pages = tail.follow(run_id, poll_seconds=conf.RUNNER_LIVE_POLL_SECONDS)
+        else:
+            pages = (page for page in [tail.log_after(run_id)] if page is not None)
+        last = None
+        try:
+            for last in pages:
+                for number, text in last.lines:
+                    row = {"run": run_id, "number": number, "text": text}
+                    self.stdout.write(json.dumps(row) if options["json"] else text)
+                self.stdout.flush()
+        except KeyboardInterrupt:
+            raise CommandError("stopped following.", returncode=130) from None
+        if last is None:
+            raise CommandError(f"No run with id {run_id}.", returncode=1)
+        if options["follow"]:
+            self.stderr.write(f"run {run_id} of {last.agent} ended: {last.status}")
+            if last.status != RunStatus.SUCCEEDED:
+                raise CommandError(f"run {run_id} {last.status}", returncode=1)
 
     def _refuse(self, exc, options):
         if options["json"]:

@@ -39,6 +39,7 @@ EXPECTED = {
     ("api:agent-interval", "PUT"): (CONTROL, {"interval_minutes": 5}, "stopped"),
     ("api:run-list", "GET"): (VIEW, None, "stopped"),
     ("api:run-detail", "GET"): (VIEW, None, "stopped"),
+    ("api:run-log", "GET"): (VIEW, None, "stopped"),
     ("api:event-list", "GET"): (VIEW, None, "stopped"),
     ("api:event-detail", "GET"): (VIEW, None, "stopped"),
     ("api:seed-status", "GET"): (VIEW, None, "stopped"),
@@ -141,6 +142,8 @@ def _url(name, scene):
         kwargs["pk"] = scene["decision"].pk
     if name == "api:run-detail":
         kwargs["pk"] = scene["run"].pk
+    if name == "api:run-log":
+        kwargs["id"] = scene["run"].pk
     if name == "api:event-detail":
         kwargs["pk"] = scene["event"].pk
     return reverse(name, kwargs=kwargs)
