@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from runner import alerts, execution, selectors, services
 from runner.actors import Actor
+from runner.admin.overview import overview_rows
 from runner.budgets import budget_day
 from runner.models import Agent, Alert, AuditEvent, BudgetBreach, CycleRun
 from tests.factories import AgentFactory
@@ -172,3 +173,15 @@ def test_a_cycles_budget_needs_no_usage_hook(settings):
     assert manual_cycle(agent).status == "succeeded"
     [line] = selectors.agent_status(agent)["budgets"]
     assert (line["used"], line["left"], line["exhausted"]) == (1, 0, True)
+
+
+def test_a_budget_paused_agent_comes_first_in_the_overview(admin_client):
+    AgentFactory(slug="aaa-calm")
+    agent = AgentFactory(slug="zzz-spender", budgets={"cycles_per_day": 1})
+    spend_scheduled_budget(agent, 1)
+    with pytest.raises(services.BudgetExhausted):
+        execution.run_scheduled(agent.pk)
+    rows = overview_rows()
+    assert rows[0]["agent"].slug == "zzz-spender"
+    assert [concern.code for concern in rows[0]["concerns"]] == ["budget"]
+    assert "budget spent" in admin_client.get("/admin/runner/overview/").content.decode()
