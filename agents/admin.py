@@ -9,6 +9,7 @@ from django.contrib import admin
 from agents.models import (
     Forecast,
     MarketObservation,
+    MarketResolution,
     PaperAccount,
     PaperFill,
     PaperPosition,
@@ -122,3 +123,22 @@ class PaperPositionAdmin(ReadOnlyAdmin):
 class PaperAccountAdmin(ReadOnlyAdmin):
     list_display = ("agent", "cash", "initial_balance", "updated_at")
     list_filter = ("agent",)
+
+
+@admin.register(MarketResolution)
+class MarketResolutionAdmin(ReadOnlyAdmin):
+    """How markets ended (`manage.py resolvemarkets`); SAMPLE resolutions are made up."""
+
+    list_display = (
+        "market_id",
+        "question",
+        "is_sample",
+        "source",
+        "outcome",
+        "yes_price",
+        "resolved_at",
+        "recorded_at",
+    )
+    list_filter = ("source", "is_sample", "outcome")
+    list_select_related = ()
+    search_fields = ("market_id", "question")

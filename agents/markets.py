@@ -48,7 +48,8 @@ class Market:
         return self.prices[1] if len(self.prices) > 1 else None
 
 
-def _json_list(raw: dict, key: str) -> list:
+def json_list(raw: dict, key: str) -> list:
+    """A list that Gamma may send as a JSON string (`outcomes`, `outcomePrices`, ...)."""
     value = raw.get(key)
     if value is None:
         raise MalformedMarket(f"{key} is missing")
@@ -101,9 +102,9 @@ def parse_market(raw: Any) -> Market:
     try:
         if not market.market_id:
             raise MalformedMarket("id is missing")
-        market.outcomes = [str(o) for o in _json_list(raw, "outcomes")]
-        market.token_ids = [str(t) for t in _json_list(raw, "clobTokenIds")]
-        prices = _json_list(raw, "outcomePrices")
+        market.outcomes = [str(o) for o in json_list(raw, "outcomes")]
+        market.token_ids = [str(t) for t in json_list(raw, "clobTokenIds")]
+        prices = json_list(raw, "outcomePrices")
         try:
             market.prices = [float(p) for p in prices]
         except (TypeError, ValueError) as exc:

@@ -39,7 +39,13 @@ class MarketObservation(models.Model):
 
     class Meta:
         ordering = ["-captured_at", "-id"]
-        indexes = [models.Index(fields=["run", "tradeable"], name="marketobs_run_tradeable")]
+        indexes = [
+            models.Index(fields=["run", "tradeable"], name="marketobs_run_tradeable"),
+            # The latest price of a held market (budgets mark paper positions with it).
+            models.Index(
+                fields=["agent", "market_id", "captured_at"], name="marketobs_agent_market"
+            ),
+        ]
 
     def __str__(self):
         label = " [SAMPLE]" if self.is_sample else ""
@@ -188,3 +194,37 @@ class PaperPosition(models.Model):
 
     def __str__(self):
         return f"{self.market_id} {self.side}: {self.shares:.4f} shares, {self.cost:.2f} USD"
+
+
+class MarketResolution(models.Model):
+    """How a market ended: its final YES price (1 yes, 0 no, 0.5 a split), once per market.
+
+    Recorded by `manage.py resolvemarkets` from Gamma's closed markets, or from the shipped SAMPLE
+    resolutions (`--sample`, `is_sample`), and joined to the forecasts made before `resolved_at`
+    to score them (agents/scoring.py). Keyed like observations: (source, market id).
+    """
+
+    source = models.CharField(max_length=32, help_text="snapshot (SAMPLE data) or gamma (live)")
+    market_id = models.CharField(max_length=100)
+    question = models.TextField(blank=True, default="")
+    is_sample = models.BooleanField(help_text="True for the made-up SAMPLE resolutions.")
+    yes_price = models.FloatField(help_text="Final YES price: 1 resolved YES, 0 NO, 0.5 a split.")
+    outcome = models.CharField(max_length=100, help_text="The winning outcome's name, or split.")
+    resolved_at = models.DateTimeField(help_text="When the market closed (Gamma closedTime).")
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-resolved_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "market_id"], name="resolution_one_per_market"
+            ),
+            models.CheckConstraint(
+                condition=Q(yes_price__gte=0, yes_price__lte=1),
+                name="resolution_price_unit_interval",
+            ),
+        ]
+
+    def __str__(self):
+        label = " [SAMPLE]" if self.is_sample else ""
+        return f"{self.market_id}{label} resolved {self.outcome} ({self.yes_price:g})"

@@ -115,6 +115,8 @@ class Cycle:
         self.agent = self.run_record.agent
         self.now = context.now()
         self.clock = StepClock()
+        # What is left of the agent's daily budgets (runner.budgets.BudgetAllowance) or None.
+        self.budget = getattr(context, "budget", None)
 
     def run(self) -> dict:
         # Refuse live mode without an executor before touching a single market.
@@ -153,7 +155,7 @@ class Cycle:
             "executor": self.executor.name,
             "markets_loaded": len(markets),
             "markets_tradeable": len(tradeable),
-            "markets_analysed": len(analysed),
+            "markets_analysed": len(forecasts),
             "forecasts": len(forecasts) - failed,
             "forecasts_failed": failed,
             "decisions_approved": approved,
@@ -170,6 +172,8 @@ class Cycle:
             summary["data_notice"] = loaded.notice
         if self.p.forecaster == "llm":
             summary["llm_total_tokens"] = tokens
+        if self.budget is not None and self.budget.stopped_by:
+            summary["budget_stopped"] = list(self.budget.stopped_by)
         return summary
 
     def research(self) -> LoadedMarkets:
@@ -237,11 +241,14 @@ class Cycle:
         forecasts: list[tuple[Forecast, Market]] = []
         tokens = 0
         try:
-            for market in analysed:
+            for done, market in enumerate(analysed):
                 self.context.checkpoint()
+                if self._llm_budget_stops(forecaster, left=len(analysed) - done):
+                    break
                 with self.clock.step("analyse"):
                     result = forecaster.forecast(market, now=self.context.now())
                 tokens += result.total_tokens or 0
+                self._spent_on_llm(result)
                 if not result.ok:
                     self.log.warning(
                         "analyse: market %s: forecast failed: %s", market.market_id, result.error
@@ -261,6 +268,39 @@ class Cycle:
             self.clock.ms.get("analyse", 0.0),
         )
         return forecasts, tokens
+
+    def _llm_budget_stops(self, forecaster, *, left) -> bool:
+        """Before an LLM call: True (and logged) when the call would cross a budget."""
+        if self.budget is None or not isinstance(forecaster, LLMForecaster):
+            return False
+        crossed = self.budget.llm_call_blocked(forecaster.model)
+        if crossed:
+            self.log.warning(
+                "analyse: budget %s would be crossed by the next LLM call; %d market(s) not "
+                "analysed this cycle",
+                crossed,
+                left,
+            )
+        return bool(crossed)
+
+    def _spent_on_llm(self, result) -> None:
+        if self.budget is not None and result.total_tokens is not None:
+            self.budget.spend_llm(
+                result.model,
+                prompt=result.prompt_tokens or 0,
+                completion=result.completion_tokens or 0,
+                total=result.total_tokens,
+            )
+
+    def _budget_caps(self) -> dict[str, float]:
+        """The room a budget leaves for new positions, as a risk cap ({} when none applies)."""
+        room = self.budget.paper_room() if self.budget is not None else None
+        return {room[0]: room[1]} if room else {}
+
+    def _note_budget_rejection(self, reason: str) -> None:
+        for cap in self._budget_caps():
+            if reason.startswith(cap):
+                self.budget.note_stop(cap.split()[0])
 
     def _forecast_record(self, result, market: Market, observation_of) -> Forecast:
         return Forecast(
@@ -311,6 +351,7 @@ class Cycle:
                     exposure=book.exposure,
                     position_exposure=book.by_market.get(market.market_id, 0.0),
                     cash=book.cash,
+                    caps=self._budget_caps(),
                 )
                 decision = TradeDecision.objects.create(
                     run=self.run_record,
@@ -327,6 +368,7 @@ class Cycle:
                     created_at=self.context.now(),
                 )
             if not sizing.approved:
+                self._note_budget_rejection(sizing.reason)
                 rejected += 1
                 reasons[sizing.reason.split(":")[0]] += 1
                 continue
@@ -334,6 +376,8 @@ class Cycle:
             with self.clock.step("execute"):
                 self.executor.fill(decision)
                 fills += 1
+            if self.budget is not None:
+                self.budget.spend_paper(sizing.size)
             self.log.info(
                 "execute: %s fill %s %.2f USD at %.4f on market %s",
                 self.executor.name,

@@ -59,8 +59,10 @@ def size_trade(
     exposure: float,
     position_exposure: float,
     cash: float,
+    caps: dict[str, float] | None = None,
 ) -> Sizing:
-    """Size one trade. `exposure` is all open cost; `position_exposure` the part in this market."""
+    """Size one trade. `exposure` is all open cost; `position_exposure` the part in this market;
+    `caps` are further limits by name, in USD (the room left under a budget)."""
     edge = probability - price
     side, full_kelly = kelly(probability, price)
     share_price = price if side == YES else 1 - price
@@ -81,6 +83,7 @@ def size_trade(
         "position cap": _cents_down(limits.max_position_fraction * equity - position_exposure),
         "exposure cap": _cents_down(limits.max_exposure_fraction * equity - exposure),
         "paper cash": _cents_down(cash),
+        **{name: _cents_down(room) for name, room in (caps or {}).items()},
     }
     binding = min(candidates, key=candidates.get)
     size = max(candidates[binding], 0.0)

@@ -98,14 +98,17 @@ class GammaSource:
         self.sleep = sleep
         self.time_left = time_left
 
-    def load(self) -> LoadedMarkets:
-        markets: list = []
-        requests = 0
-        with httpx.Client(
+    def client(self) -> httpx.Client:
+        return httpx.Client(
             base_url=self.base_url,
             timeout=self.timeout_seconds,
             headers={"Accept": "application/json", "User-Agent": "agent-runner-forecaster"},
-        ) as client:
+        )
+
+    def load(self) -> LoadedMarkets:
+        markets: list = []
+        requests = 0
+        with self.client() as client:
             for page in range(self.max_pages):
                 if page:
                     self.checkpoint()

@@ -7,6 +7,7 @@ import os
 import secrets
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -140,3 +141,22 @@ def percentile(sorted_values, fraction):
         return float("nan")
     index = min(int(round(fraction * (len(sorted_values) - 1))), len(sorted_values) - 1)
     return sorted_values[index]
+
+
+def postgres_admin(url):
+    """An autocommit connection to the `postgres` database of the server `url` names."""
+    import psycopg
+
+    parts = urlsplit(url)
+    return psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True)
+
+
+def median_seconds(fn, repeats=7):
+    """The median wall time of `fn()` over `repeats` calls, after one call to warm up."""
+    fn()  # warm the cache and the connection
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)

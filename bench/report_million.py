@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -28,9 +27,12 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import median_seconds, postgres_admin  # noqa: E402
+
 AGENTS = 20
 DAYS = 365
-REPEATS = 7
 
 
 def parse_args():
@@ -39,23 +41,6 @@ def parse_args():
     parser.add_argument("--database", help="name of the throwaway database (default <name>_bench)")
     parser.add_argument("--keep", action="store_true", help="do not drop the database at the end")
     return parser.parse_args()
-
-
-def admin_connection(url):
-    import psycopg
-
-    parts = urlsplit(url)
-    return psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True)
-
-
-def timed(fn, repeats=REPEATS):
-    fn()  # warm the cache and the connection
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
 
 
 def fill(runs_wanted, now):
@@ -160,7 +145,7 @@ def measure(agents, now):
     )
 
     results = {"rows": count_all()}
-    baseline = timed(count_all)
+    baseline = median_seconds(count_all)
     cases = {
         "report, all agents, 30 days": lambda: run_report(since=since, until=now, bucket="day"),
         "report, one agent, 30 days": lambda: run_report(
@@ -170,7 +155,7 @@ def measure(agents, now):
         "runs API, cursor page 1": lambda: list(listing[: api_page + 1]),
         "runs API, cursor page 2": lambda: list(cursor_page_2[: api_page + 1]),
     }
-    timings = {name: timed(fn) for name, fn in cases.items()}
+    timings = {name: median_seconds(fn) for name, fn in cases.items()}
     report = run_report(since=since, until=now, bucket="day")
     results.update(baseline=baseline, timings=timings, runs_in_30_days=report["runs"]["total"])
     return results
@@ -185,7 +170,7 @@ def main():
         )
     parts = urlsplit(url)
     bench_db = args.database or f"{parts.path.lstrip('/') or 'agent_runner'}_bench"
-    with admin_connection(url) as admin:
+    with postgres_admin(url) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{bench_db}"')
         admin.execute(f'CREATE DATABASE "{bench_db}"')
     os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{bench_db}"))
@@ -193,7 +178,7 @@ def main():
     os.environ.setdefault(
         "DJANGO_SECRET_KEY", "benchmark-only-secret-key-not-for-production-0123456789"
     )
-    sys.path.insert(0, str(ROOT))
+
     try:
         import django
 
@@ -213,7 +198,7 @@ def main():
             from django.db import connections
 
             connections.close_all()
-            with admin_connection(url) as admin:
+            with postgres_admin(url) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
     baseline = results["baseline"]
     print(f"table: {results['rows']:,} runs; {results['runs_in_30_days']:,} in the last 30 days")

@@ -1,4 +1,4 @@
-"""Alerts: an agent tripped to error, a run was abandoned, an agent is overdue.
+"""Alerts: an agent tripped to error, a run was abandoned, an agent is overdue, a budget is spent.
 
 Each condition is recorded as an `Alert` row keyed by a fingerprint. While an alert with that
 fingerprint is open, the condition is not notified again (its `occurrences` count grows instead);
@@ -19,6 +19,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from runner import notify
 from runner.conf import conf
@@ -77,9 +78,33 @@ def agent_overdue(*, agent, now, late_by):
     )
 
 
-def _raise(*, kind, agent, now, subject, message, run_id=None):
+def budget_exceeded(*, agent, budget, description, resets_at, now, run_id=None):
+    """A budget of the agent was found spent before a cycle. One alert per budget and budget
+    day: the day's end is part of its fingerprint, and the alert clears when the day ends or
+    the agent runs again."""
+    return _raise(
+        kind=AlertKind.BUDGET_EXCEEDED,
+        agent=agent,
+        now=now,
+        run_id=run_id,
+        key=f"{fingerprint(AlertKind.BUDGET_EXCEEDED, agent.pk)}:{budget}:{resets_at.isoformat()}",
+        subject=f"Agent {agent.slug}: budget {budget} spent",
+        message=(
+            f"Agent {agent.slug} spent its budget {description}. No cycle runs until the budget "
+            f"day ends at {resets_at.isoformat()} (or an operator resumes it)."
+        ),
+    )
+
+
+def _budget_alert_cleared(alert, now) -> bool:
+    # budget_exceeded:agent:<id>:<budget>:<ISO end of the budget day>
+    resets_at = parse_datetime(alert.fingerprint.split(":", 4)[-1])
+    return alert.agent.state == AgentState.RUNNING or resets_at is None or now >= resets_at
+
+
+def _raise(*, kind, agent, now, subject, message, run_id=None, key=None):
     """Open an alert, or count one more occurrence of the open one. Returns (alert, opened)."""
-    key = fingerprint(kind, agent.pk)
+    key = key or fingerprint(kind, agent.pk)
     try:
         with (
             transaction.atomic()
@@ -143,15 +168,17 @@ def reconcile(now=None) -> dict:
     still_overdue = {fingerprint(AlertKind.AGENT_OVERDUE, agent.pk) for agent, _ in overdue}
     open_alerts = Alert.objects.filter(closed_at__isnull=True).select_related("agent")
     for alert in open_alerts:
-        if _cleared(alert, still_overdue):
+        if _cleared(alert, still_overdue, now):
             closed += _close(alert.pk, now)
     return {"opened": opened, "closed": closed}
 
 
-def _cleared(alert, still_overdue) -> bool:
+def _cleared(alert, still_overdue, now) -> bool:
     agent = alert.agent
     if agent is None:  # the agent was deleted
         return True
+    if alert.kind == AlertKind.BUDGET_EXCEEDED:
+        return _budget_alert_cleared(alert, now)
     if alert.kind == AlertKind.AGENT_OVERDUE:
         return alert.fingerprint not in still_overdue
     if alert.kind == AlertKind.AGENT_ERROR:

@@ -23,7 +23,11 @@ class Concern:
 TRIPPED = Concern("error", "in error (tripped)", 0)
 OVERDUE = Concern("overdue", "overdue", 1)
 # Open alerts the two concerns above do not already say.
-ALERTS = {AlertKind.RUN_ABANDONED: Concern("alert", "run abandoned", 2)}
+ALERTS = {
+    AlertKind.RUN_ABANDONED: Concern("alert", "run abandoned", 2),
+    # Open while the budget's day lasts and the agent does not run (runner.services.budgets).
+    AlertKind.BUDGET_EXCEEDED: Concern("budget", "budget spent", 2),
+}
 
 
 def concerns(agent, *, overdue: bool, open_alert_kinds=()) -> list[Concern]:

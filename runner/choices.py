@@ -64,6 +64,7 @@ class AuditAction(models.TextChoices):
     DELETE = "delete", "Delete"
     TRIP = "trip", "Trip (circuit breaker)"
     BACKFILL = "backfill", "Backfill"
+    RESTORE = "restore_version", "Restore a configuration version"
 
 
 class AuditOutcome(models.TextChoices):
@@ -83,6 +84,7 @@ class AlertKind(models.TextChoices):
     AGENT_ERROR = "agent_error", "Agent tripped to error"
     RUN_ABANDONED = "run_abandoned", "Run abandoned"
     AGENT_OVERDUE = "agent_overdue", "Agent overdue"
+    BUDGET_EXCEEDED = "budget_exceeded", "Budget exceeded"
 
 
 # --- calendar schedules and run policies (runner/schedules.py, runner/policy_rules.py) ---------

@@ -140,7 +140,7 @@ conf = SettingsGroup(
     ),
     Setting(
         "RUNNER_REPORT_EXTRAS",
-        ["agents.reports.forecaster_output"],
+        ["agents.reports.forecaster_output", "agents.scoring.forecast_scores"],
         None,
         "Dotted paths of f(agent_or_None, since, until) -> dict merged into report outputs.",
     ),
@@ -187,6 +187,26 @@ conf = SettingsGroup(
         "Networks whose clients may read /metrics without a token.",
     ),
     Setting("RUNNER_METRICS_TOKEN", "", "str", "Bearer token that opens /metrics to anyone."),
+    Setting(
+        "RUNNER_BUDGET_USAGE",
+        ["agents.budgets.budget_usage"],
+        None,
+        "Dotted paths of f(agent, since, now, wanted) -> dict: what an agent used against its "
+        "budgets since the budget day began (runner.budget_usage).",
+    ),
+    Setting(
+        "RUNNER_BUDGET_TIMEZONE",
+        "UTC",
+        "str",
+        "IANA time zone whose midnight ends a budget day (an agent's budgets may name another).",
+    ),
+    Setting(
+        "RUNNER_LLM_PRICES",
+        {},
+        "json",
+        'USD per 1,000 tokens, per model: {"model": {"prompt": 0.15, "completion": 0.6}}; '
+        "prices the llm_cost_per_day budget.",
+    ),
     Setting("RUNNER_ALERT_EMAILS", [], "list", "Addresses that receive alerts by mail."),
     Setting("RUNNER_ALERT_WEBHOOK_URL", "", "str", "Alerts are POSTed here as JSON."),
     Setting(

@@ -21,11 +21,12 @@ from django.utils import timezone
 from django_q.exceptions import TimeoutException
 
 from runner import logs, registry, shutdown
+from runner.budget_usage import allowance_for
 from runner.conf import conf
 from runner.errors import AgentLoadError, CycleCancelled, CycleStop, LeaseLost
 from runner.models import CycleRun, RunStatus
 from runner.protocol import CycleContext
-from runner.services import cycles, run_log
+from runner.services import budgets, cycles, run_log
 from runner.types import Claim, Outcome
 
 logger = logging.getLogger(__name__)
@@ -144,7 +145,9 @@ class Heartbeat(threading.Thread):
 
 def run_queued(run_id, *, task_id="") -> CycleRun:
     """Claim a queued run and execute it here: the one "claim, then execute" of every queued run
-    (cluster task, CLI, the web process's fallback). Raises ClaimRefused."""
+    (cluster task, CLI, the web process's fallback). Raises ClaimRefused (BudgetExhausted when
+    a budget of the agent is spent)."""
+    budgets.budget_gate(run_id=run_id)
     claim = cycles.cycle_claim_queued(run_id=run_id, worker=worker_name(), task_id=task_id)
     return execute_claim(claim)
 
@@ -152,6 +155,7 @@ def run_queued(run_id, *, task_id="") -> CycleRun:
 def run_scheduled(agent_id, *, slot=None, task_id="") -> CycleRun | None:
     """Claim the agent's due slot and execute it here; None when nothing was due (a duplicate
     delivery). Raises ClaimRefused when the slot was recorded as skipped."""
+    budgets.budget_gate(agent_id=agent_id, slot=slot)
     claim = cycles.cycle_claim_scheduled(
         agent_id=agent_id, worker=worker_name(), task_id=task_id, slot=slot
     )
@@ -255,6 +259,7 @@ def _run_agent(run, token, log, heartbeat):
         checkpoint=checkpoint,
         now=timezone.now,
         extra={"run": run},
+        budget=allowance_for(agent),
     )
     log.info("cycle started (agent %s, kind %s, mode %s)", agent.slug, agent.kind, run.trading_mode)
     try:

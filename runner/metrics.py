@@ -3,8 +3,8 @@
 Web servers, qcluster workers and the CLI are separate processes, so in-process counters would
 each see a slice. Instead a custom collector computes every family from the database when
 /metrics is scraped: agent states and counters, runs by status, cycle duration and start delay
-histograms (cumulative over the runs kept), seconds since the last success, and the cluster
-heartbeat age.
+histograms (cumulative over the runs kept), seconds since the last success, the cluster
+heartbeat age, and budget breaches and limits.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.utils import floatToGoString
 
-from runner import monitoring
+from runner import budget_usage, monitoring
 from runner.models import Agent, AgentState, Alert, CycleRun, RunStatus
 
 DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -52,6 +52,7 @@ class RunnerCollector:
         yield from self._agent_families(agents, now)
         yield from self._run_families(agents)
         yield from self._cluster_families(now)
+        yield from budget_usage.metric_families(agents)
 
     def _agent_families(self, agents, now):
         state = GaugeMetricFamily(

@@ -66,6 +66,12 @@ class Agent(SchedulePolicyFields):
     trading_mode = models.CharField(
         max_length=16, choices=TradingMode.choices, default=TradingMode.DRY_RUN
     )
+    budgets = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Per-day budgets (runner.budgets), e.g. "
+        '{"cycles_per_day": 48, "llm_tokens_per_day": 200000}; {} means none.',
+    )
 
     # Runner state and counters (read-only outside runner.services)
     state = models.CharField(max_length=16, choices=AgentState.choices, default=AgentState.STOPPED)
@@ -96,6 +102,7 @@ class Agent(SchedulePolicyFields):
         "max_consecutive_failures",
         "trading_mode",
         *SchedulePolicyFields.SCHEDULE_FIELDS,
+        "budgets",
     )
 
     # The runner state and counters the API, the CLI and the admin show (written by services only).
@@ -209,6 +216,14 @@ class CycleRun(models.Model):
         max_length=16, choices=TradingMode.choices, default=TradingMode.DRY_RUN
     )
     config_snapshot = models.JSONField(default=dict, blank=True)
+    config_version = models.ForeignKey(
+        "AgentConfigVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+        help_text="The numbered configuration version this cycle ran with.",
+    )
     summary = models.JSONField(default=dict, blank=True)
     error_type = models.CharField(max_length=255, blank=True, default="")
     error_message = models.TextField(blank=True, default="")
@@ -396,3 +411,7 @@ class Alert(models.Model):
 
     def __str__(self):
         return f"{self.kind} {self.agent_slug} {'open' if self.closed_at is None else 'closed'}"
+
+
+# The guardrails' tables live in their own module; importing them here registers them.
+from runner.guard_models import AgentConfigVersion, BudgetBreach  # noqa: E402, F401

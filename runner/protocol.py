@@ -39,3 +39,7 @@ class CycleContext:
     checkpoint: Callable[[], None]
     now: Callable[[], datetime]
     extra: dict[str, Any] = field(default_factory=dict)
+    # What is left of the agent's daily budgets (runner.budgets.BudgetAllowance), or None when
+    # it has none: ask `llm_call_blocked(model)` before an LLM call and `paper_room()` before
+    # opening a position, and report spending with `spend_llm(...)` and `spend_paper(usd)`.
+    budget: Any = None

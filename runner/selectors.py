@@ -1,5 +1,6 @@
 """Reads of runner state for every interface (status for API, admin, CLI). Reads never write."""
 
+from runner.budget_usage import budget_status
 from runner.errors import AgentNotFound
 from runner.models import Agent, AgentState, CycleRun, RunStatus
 
@@ -15,7 +16,7 @@ STATUS_FIELDS = ("interval_minutes", *Agent.STATE_FIELDS)
 
 
 def agent_status(agent: Agent) -> dict:
-    """The agent's state, counters and the id of the cycle running now.
+    """The agent's state, counters, the id of the cycle running now and its budgets' usage.
 
     A run whose worker died stays `running` here until the next claim or the periodic reaper
     settles it (within a minute); this read never does it itself.
@@ -26,4 +27,5 @@ def agent_status(agent: Agent) -> dict:
         "pk", flat=True
     )
     status["current_run"] = next(iter(current), None)
+    status["budgets"] = budget_status(agent)
     return status

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from runner.budgets import parse_budgets
 from runner.choices import INTERVAL_MAX, INTERVAL_MIN, RETRYABLE_STATUSES, TradingMode
 from runner.conf import conf
 from runner.errors import InvalidInput
@@ -95,10 +96,15 @@ def parse_reason(value):
 
 
 def validate_agent_config(agent):
-    """Model-level checks beyond field validators: kind, parameters and the trading-mode ceiling."""
+    """Model-level checks beyond field validators: kind, parameters, budgets and the trading-mode
+    ceiling."""
     errors = {}
     try:
         agent.parameters = validate_parameters(agent.kind, agent.parameters)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    try:
+        agent.budgets = parse_budgets(agent.budgets)
     except ValidationError as exc:
         errors.update(exc.message_dict)
     if agent.trading_mode == TradingMode.LIVE and conf.TRADING_MODE != TradingMode.LIVE:

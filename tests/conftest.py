@@ -1,9 +1,11 @@
 import json
 import os
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from hypothesis import settings as hypothesis_settings
 
 from tests.agent_kinds import TEST_AGENT_KINDS
@@ -104,3 +106,20 @@ def is_postgres():
 def test_agent_kinds(settings):
     """Register the test kinds in this process (subprocesses get them from the environment)."""
     settings.RUNNER_AGENT_KINDS = {**settings.RUNNER_AGENT_KINDS, **TEST_AGENT_KINDS}
+
+
+BUDGET_ZONES = ("UTC", "Etc/GMT-12", "Etc/GMT+12", "Etc/GMT-6", "Etc/GMT+6")
+
+
+@pytest.fixture
+def midday_zone(settings):
+    """Budget days in the zone where it is now furthest from midnight, so a budget test never
+    straddles the end of a budget day, whatever time it runs."""
+
+    def distance_to_midnight(zone):
+        local = timezone.now().astimezone(ZoneInfo(zone))
+        seconds = local.hour * 3600 + local.minute * 60 + local.second
+        return min(seconds, 86400 - seconds)
+
+    settings.RUNNER_BUDGET_TIMEZONE = max(BUDGET_ZONES, key=distance_to_midnight)
+    return settings.RUNNER_BUDGET_TIMEZONE

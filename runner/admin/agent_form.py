@@ -3,6 +3,7 @@
 from django import forms
 
 from runner import registry
+from runner.budgets import budgets_help
 from runner.models import INTERVAL_MAX, INTERVAL_MIN, Agent
 
 
@@ -31,6 +32,8 @@ class AgentAdminForm(forms.ModelForm):
             # A form that leaves a policy out keeps its current (or default) value.
             if name in self.fields:
                 self.fields[name].required = False
+        if "budgets" in self.fields:
+            self.fields["budgets"].help_text = budgets_help()
         if "interval_minutes" in self.fields:
             self.fields["interval_minutes"].widget.attrs.update(
                 {"min": INTERVAL_MIN, "max": INTERVAL_MAX}

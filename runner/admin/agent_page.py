@@ -3,13 +3,20 @@ that apply right now, and the latest runs and audit events."""
 
 from dataclasses import dataclass
 
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 
 from runner import selectors, services
 from runner.admin import live
 from runner.admin.agent_schedule import schedule_panel
-from runner.admin.display import badge, changes_html, moment_html, run_status_badge
+from runner.admin.display import (
+    VERSIONS_URL_NAME,
+    agent_page_url,
+    badge,
+    changes_html,
+    moment_html,
+    run_status_badge,
+)
 from runner.admin.runs import RUN_HEAVY_FIELDS
 from runner.models import INTERVAL_MAX, INTERVAL_MIN, AuditAction, AuditEvent, CycleRun
 
@@ -40,12 +47,12 @@ CONTROLS = {
 
 def report_url(agent):
     """The agent's report page, when the reports app provides one."""
-    for name in REPORT_URL_NAMES:
-        try:
-            return reverse(name, kwargs={"agent_id": agent.pk})
-        except NoReverseMatch:
-            continue
-    return None
+    return agent_page_url(agent.pk, *REPORT_URL_NAMES)
+
+
+def versions_url(agent):
+    """The agent's configuration versions page, when the URLs wire it (config/urls.py)."""
+    return agent_page_url(agent.pk, VERSIONS_URL_NAME)
 
 
 def control_room(agent, *, can_control) -> dict:
@@ -111,4 +118,14 @@ def control_room(agent, *, can_control) -> dict:
         + f"?agent__id__exact={agent.pk}",
         "report_url": report_url(agent),
         "schedule": schedule_panel(agent, now=now),
+        "versions_url": versions_url(agent),
+        "budgets": [budget_row(line) for line in status["budgets"]],
     }
+
+
+def budget_row(line: dict) -> dict:
+    """A budget of the status as the agent page shows it: amounts and a percentage used."""
+    if "error" in line:
+        return {**line, "percent": None}
+    percent = min(round(100 * line["used"] / line["limit"]), 100) if line["limit"] else 100
+    return {**line, "percent": percent}

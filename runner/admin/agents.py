@@ -86,6 +86,10 @@ class AgentAdmin(LivePagesMixin, AgentControlsMixin, admin.ModelAdmin):
                 },
             ),
             ("Calendar and run policies", {"fields": Agent.SCHEDULE_FIELDS}),
+            (
+                "Budgets per day ({} means none; a spent budget pauses the agent until the day ends)",
+                {"fields": ("budgets",)},
+            ),
         ]
         can_edit = (
             self.has_change_permission(request, obj)

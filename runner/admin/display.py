@@ -6,6 +6,7 @@ Plain functions returning safe HTML, shared by every ModelAdmin and the agent pa
 import json
 
 from django.contrib import admin
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -150,3 +151,16 @@ def pre(text):
 
 def pretty_json(value):
     return pre(json.dumps(value, indent=2, sort_keys=True, default=str)) if value else "—"
+
+
+VERSIONS_URL_NAME = "runner-agent-versions"
+
+
+def agent_page_url(agent_id, *names):
+    """The first of the named pages of an agent (report, versions) that the URLs wire, or None."""
+    for name in names:
+        try:
+            return reverse(name, kwargs={"agent_id": agent_id})
+        except NoReverseMatch:
+            continue
+    return None

@@ -13,8 +13,11 @@ from django.urls import NoReverseMatch, reverse
 from runner import reports
 from runner.errors import InvalidInput
 from runner.models import Agent
-from runner.reports.charts import buckets_chart, status_chart
+from runner.reports.charts import buckets_chart, reliability_chart, status_chart
 from runner.reports.formats import readable_outputs, report_csv
+
+# Outputs of the scorekeeping hook (agents.scoring) that the page shows as tables and a chart.
+SCORE_TABLES = ("forecast_scores", "forecast_calibration", "resolved_paper_pnl")
 
 
 def _reverse_or_none(name, **kwargs):
@@ -59,7 +62,14 @@ def agent_report_view(request, agent_id):
         csv_url=f"{request.path}?{csv_query.urlencode()}",
         buckets_svg=buckets_chart(report["buckets"], bucket_name=report["window"]["bucket"]),
         status_svg=status_chart(report["runs"]["by_status"]),
-        output_rows=readable_outputs(report["outputs"]),
+        output_rows=readable_outputs(
+            {k: v for k, v in report["outputs"].items() if k not in SCORE_TABLES}
+        ),
+        reliability_svg=(
+            reliability_chart(report["outputs"]["forecast_calibration"])
+            if report["outputs"].get("forecast_calibration")
+            else None
+        ),
         success_percent=(
             None
             if report["runs"]["success_rate"] is None

@@ -2,10 +2,13 @@
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
+from django.utils.html import format_html
 
 from runner.admin import live
 from runner.admin.base import ReadOnlyModelAdmin, related_record_links
 from runner.admin.display import (
+    VERSIONS_URL_NAME,
+    agent_page_url,
     moment_column,
     pre,
     pretty_json,
@@ -57,6 +60,7 @@ class CycleRunAdmin(live.LivePagesMixin, ReadOnlyModelAdmin):
                     "slot_display",
                     "missed_slots",
                     "trading_mode",
+                    "config_version_display",
                     "worker",
                     "task_id",
                 )
@@ -164,3 +168,13 @@ class CycleRunAdmin(live.LivePagesMixin, ReadOnlyModelAdmin):
     @admin.display(description="Configuration it ran with")
     def config_display(self, run):
         return pretty_json(run.config_snapshot)
+
+    @admin.display(description="Configuration version")
+    def config_version_display(self, run):
+        version = run.config_version
+        if version is None:
+            return "—"
+        page = agent_page_url(run.agent_id, VERSIONS_URL_NAME)
+        if page is None:
+            return f"version {version.number}"
+        return format_html('<a href="{}#version-{}">version {}</a>', page, *[version.number] * 2)

@@ -67,7 +67,7 @@ class ReadOnlyRunnerViewSet(viewsets.ReadOnlyModelViewSet):
 class CycleRunViewSet(ReadOnlyRunnerViewSet):
     """One record per cycle: trigger, who asked, timing, worker, outcome."""
 
-    queryset = CycleRun.objects.select_related("agent", "requested_by")
+    queryset = CycleRun.objects.select_related("agent", "requested_by", "config_version")
     filterset_class = RunFilter
     pagination_class = RunCursor
 

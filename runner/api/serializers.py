@@ -140,6 +140,19 @@ class AgentCreateSerializer(AgentSerializer):
         extra_kwargs = {"name": {"required": False, "allow_blank": True}}
 
 
+class BudgetUsageSerializer(serializers.Serializer):
+    budget = serializers.CharField(help_text="cycles_per_day, llm_tokens_per_day, ...")
+    unit = serializers.CharField(help_text="cycles, tokens or USD")
+    limit = serializers.FloatField()
+    used = serializers.FloatField(required=False, help_text="Used since the budget day began.")
+    left = serializers.FloatField(required=False)
+    exhausted = serializers.BooleanField(
+        required=False, help_text="Spent (or the next LLM call would cross it): no cycle runs."
+    )
+    resets_at = serializers.DateTimeField(required=False, help_text="When the budget day ends.")
+    error = serializers.CharField(required=False, help_text="Why the usage could not be read.")
+
+
 class AgentStatusSerializer(serializers.Serializer):
     agent = serializers.CharField(help_text="The agent's slug.")
     state = serializers.CharField()
@@ -158,6 +171,9 @@ class AgentStatusSerializer(serializers.Serializer):
     )
     current_run = serializers.IntegerField(
         allow_null=True, help_text="Id of the cycle running now, if any."
+    )
+    budgets = BudgetUsageSerializer(
+        many=True, help_text="Each daily budget of the agent against what it used today."
     )
 
 
@@ -193,6 +209,12 @@ class CycleRunSerializer(serializers.ModelSerializer):
         slug_field="username", read_only=True, allow_null=True
     )
     control_event = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    config_version = serializers.IntegerField(
+        source="config_version.number",
+        read_only=True,
+        allow_null=True,
+        help_text="The number of the configuration version this cycle ran with.",
+    )
 
     class Meta:
         model = CycleRun
@@ -212,6 +234,7 @@ class CycleRunSerializer(serializers.ModelSerializer):
             "worker",
             "task_id",
             "trading_mode",
+            "config_version",
             "summary",
             "error_type",
             "error_message",

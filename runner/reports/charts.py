@@ -88,3 +88,71 @@ def status_chart(by_status, *, width=720, row_height=20):
             f'<text x="{label_w + bar + 4:.1f}" y="{y + 14}">{count}</text></g>'
         )
     return _svg(width, row_height * max(len(by_status), 1), "Runs by status", body)
+
+
+SERIES_COLOURS = ("#1565c0", "#2e7d32", "#e65100", "#6a1b9a", "#00838f", "#ad1457")
+MARKET_COLOUR = "#9e9e9e"
+# A reliability diagram's two kinds of point: (css class, label, count, mean, observed) keys.
+POINTS = (
+    ("market-point", "market price", "market_forecasts", "market_mean_price", "market_observed"),
+    ("forecast-point", "forecasts", "forecasts", "mean_forecast", "observed"),
+)
+
+
+def reliability_chart(calibration, *, size=380):
+    """A reliability diagram: per calibration bucket, the observed frequency of YES against the
+    mean forecast, one coloured series per (agent, forecaster) and the market price at forecast
+    time in grey. Points on the diagonal are perfectly calibrated; a point's area grows with the
+    forecasts in its bucket."""
+    margin = 40
+    plot = size - 2 * margin
+    peak = max((max(r["forecasts"], r["market_forecasts"]) for r in calibration), default=1) or 1
+
+    def x(value):
+        return margin + plot * value
+
+    def y(value):
+        return margin + plot * (1 - value)
+
+    body = [
+        f'<rect x="{margin}" y="{margin}" width="{plot}" height="{plot}" fill="none" stroke="#999"/>',
+        f'<line x1="{x(0)}" y1="{y(0)}" x2="{x(1)}" y2="{y(1)}" stroke="#bbb" stroke-dasharray="4 3"/>',
+        f'<text x="{size / 2}" y="{size - 8}" text-anchor="middle">mean forecast of YES</text>',
+        f'<text x="12" y="{size / 2}" text-anchor="middle" transform="rotate(-90 12 {size / 2})">'
+        "observed frequency of YES</text>",
+        f'<text x="{x(0)}" y="{y(0) + 14}" text-anchor="middle">0</text>',
+        f'<text x="{x(1)}" y="{y(0) + 14}" text-anchor="middle">1</text>',
+        f'<text x="{x(0) - 6}" y="{y(1) + 4}" text-anchor="end">1</text>',
+    ]
+    series: dict = {}
+    for row in calibration:
+        series.setdefault(f"{row['agent']}/{row['forecaster']}", []).append(row)
+    for index, (name, rows) in enumerate(series.items()):
+        colour = SERIES_COLOURS[index % len(SERIES_COLOURS)]
+        for row in rows:
+            for css, label, count, mean, observed in POINTS:
+                if not row[count]:
+                    continue
+                tip = escape(
+                    f"{name}, {label} {row['bucket']}: {row[count]} forecasts, "
+                    f"mean {row[mean]}, observed {row[observed]}"
+                )
+                r = 3 + 5 * (row[count] / peak) ** 0.5
+                cx, cy = x(row[mean]), y(row[observed])
+                mark = (
+                    f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{r:.1f}" fill="{colour}" '
+                    'fill-opacity="0.7"/>'
+                    if css == "forecast-point"
+                    else f'<rect x="{cx - r:.1f}" y="{cy - r:.1f}" width="{2 * r:.1f}" '
+                    f'height="{2 * r:.1f}" fill="none" stroke="{MARKET_COLOUR}"/>'
+                )
+                body.append(f'<g class="{css}"><title>{tip}</title>{mark}</g>')
+        body.append(
+            f'<text x="{margin + 6}" y="{margin + 14 + 14 * index}" fill="{colour}">'
+            f"● {escape(name)}</text>"
+        )
+    body.append(
+        f'<text x="{margin + 6}" y="{margin + 14 + 14 * len(series)}" fill="{MARKET_COLOUR}">'
+        "□ market price at forecast time</text>"
+    )
+    return _svg(size, size, "Reliability diagram of forecasts and of the market price", body)

@@ -20,6 +20,10 @@ LIST_ITEM_KEYS = {
     "failures_by_type": ("error_type", "status"),
     "by_actor_source": ("actor", "source"),
     "agents": ("agent",),
+    # outputs of the forecaster's scorekeeping hook (agents.scoring)
+    "forecast_scores": ("agent", "forecaster"),
+    "forecast_calibration": ("agent", "forecaster", "bucket"),
+    "resolved_paper_pnl": ("agent", "forecaster"),
 }
 
 
@@ -60,7 +64,10 @@ def report_rows(report: dict) -> list[tuple]:
     for section, value in report.items():
         if section == "outputs":
             for key, inner in value.items():
-                rows.append((section, "", key, _cell(inner)))
+                if isinstance(inner, list) and key in LIST_ITEM_KEYS:
+                    walk(section, key, inner)  # one row per entry and measure
+                else:
+                    rows.append((section, "", key, _cell(inner)))
         else:
             walk(section, "", value)
     return rows
@@ -132,6 +139,20 @@ def _table(headers, rows) -> list[str]:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return ["  " + line.rstrip() for line in lines]
+
+
+def _is_record_list(value) -> bool:
+    """A list of at least one dict, all with the same (four or more) keys: printed as a table."""
+    if not isinstance(value, list) or not value or not isinstance(value[0], dict):
+        return False
+    keys = list(value[0])
+    return len(keys) >= 4 and all(isinstance(v, dict) and list(v) == keys for v in value)
+
+
+def _record_table(records) -> list[str]:
+    keys = list(records[0])
+    cells = [[_text(record[key]) for key in keys] for record in records]
+    return [f"    {line}" for line in _table(keys, cells)]
 
 
 def report_table(report: dict) -> str:
@@ -229,7 +250,10 @@ def report_table(report: dict) -> str:
     lines += ["", "Agent output:"]
     if report["outputs"]:
         for row in readable_outputs(report["outputs"]):
-            if row["lines"]:
+            records = report["outputs"][row["name"]]
+            if _is_record_list(records):
+                lines += [f"  {row['name']}:", *_record_table(records)]
+            elif row["lines"]:
                 lines += [f"  {row['name']}:", *(f"    - {line}" for line in row["lines"])]
             else:
                 lines.append(f"  {row['name']}: {row['text']}")

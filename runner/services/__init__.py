@@ -11,13 +11,21 @@ One module per concern:
   state          saving an agent's state together with its schedule row
   policies       retries with backoff, what starts when a run ends (run policies that write)
   backfill       queueing the slots of a past range as `backfill` runs
+  versions       one numbered configuration version per applied configuration change
+  budgets        the budget gate before each cycle (a spent budget pauses the agent)
 Callers import from `runner.services` (re-exported below) or from the module itself.
 """
 
 from runner.errors import ClaimRefused, TransitionRefused
 from runner.services.audit import control_refused
 from runner.services.backfill import agent_backfill
-from runner.services.configuration import agent_create, agent_delete, agent_update_config
+from runner.services.budgets import BudgetExhausted, budget_gate
+from runner.services.configuration import (
+    agent_create,
+    agent_delete,
+    agent_restore_version,
+    agent_update_config,
+)
 from runner.services.control import (
     ALLOWED_FROM,
     TRANSITIONS,
@@ -43,6 +51,7 @@ from runner.types import Claim, Outcome
 
 __all__ = [
     "ALLOWED_FROM",
+    "BudgetExhausted",
     "TRANSITIONS",
     "Claim",
     "ClaimRefused",
@@ -52,6 +61,7 @@ __all__ = [
     "agent_create",
     "agent_delete",
     "agent_pause",
+    "agent_restore_version",
     "agent_resume",
     "agent_run_once",
     "agent_set_interval",
@@ -59,6 +69,7 @@ __all__ = [
     "agent_stop",
     "agent_update_config",
     "allowed_controls",
+    "budget_gate",
     "control_refused",
     "cycle_checkpoint",
     "cycle_claim_queued",

@@ -16,6 +16,7 @@ from runner.actors import Actor
 from runner.errors import InvalidInput, RunnerError
 from runner.models import Agent, AuditEvent, AuditOutcome, CycleRun
 from runner.services.state import copy_agent
+from runner.services.versions import is_configuration_change, record_version
 from runner.validation import REASON_MAX_LENGTH, parse_reason, without_lone_surrogates
 
 
@@ -72,6 +73,7 @@ class Change:
     result: object = None
     changes: dict | None = None
     record: bool = True  # False: the request changed nothing and needs no event
+    restored_from: int | None = None  # the configuration version a restore brought back
 
 
 def audited(*, agent, action, actor: Actor, reason, now, apply):
@@ -117,6 +119,8 @@ def audited(*, agent, action, actor: Actor, reason, now, apply):
                 changes=change.changes,
                 reason=reason,
             )
+            if is_configuration_change(change.changes):
+                record_version(locked, event, restored_from=change.restored_from)
             if isinstance(change.result, CycleRun):
                 CycleRun.objects.filter(pk=change.result.pk).update(control_event=event)
                 change.result.control_event = event

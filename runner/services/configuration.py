@@ -10,10 +10,12 @@ from runner import scheduling
 from runner.actors import Actor
 from runner.errors import InvalidInput, TransitionRefused
 from runner.models import Agent, AgentState, AuditAction, AuditOutcome, CycleRun, RunStatus
-from runner.services.audit import audited, record_event, refuse
+from runner.services.audit import audited, checked, record_event, refuse
 from runner.services.control import retime
 from runner.services.state import save_state
+from runner.services.versions import record_version
 from runner.validation import parse_reason
+from runner.versions import version_get
 
 # Configuration fields that move the agent's next slot when they change.
 RETIMING_FIELDS = {
@@ -62,7 +64,7 @@ def agent_create(*, values: dict, actor: Actor, reason="", now=None) -> Agent:
         raise error from exc
     with transaction.atomic():
         agent.save()
-        record_event(
+        event = record_event(
             agent=agent,
             action=AuditAction.CREATE,
             actor=actor,
@@ -72,6 +74,7 @@ def agent_create(*, values: dict, actor: Actor, reason="", now=None) -> Agent:
             changes={k: {"before": None, "after": v} for k, v in config_values(agent).items()},
             reason=parse_reason(reason),
         )
+        record_version(agent, event)
     return agent
 
 
@@ -93,28 +96,68 @@ def agent_update_config(*, agent, values: dict, actor: Actor, reason="", now=Non
         raise error
 
     def apply(locked, change):
-        before = config_values(locked)
-        for name, value in values.items():
-            setattr(locked, name, value)
-        try:
-            locked.full_clean(exclude=["slug"])
-        except ValidationError as exc:
-            raise _input_error(exc) from exc
-        after = config_values(locked)
-        change.changes = {
-            name: {"before": before[name], "after": after[name]}
-            for name in Agent.CONFIG_FIELDS
-            if before[name] != after[name]
-        }
-        if not change.changes:
+        if not apply_config(locked, values, change, now=now):
             change.record = bool(reason)
-            return
-        if RETIMING_FIELDS & set(change.changes):
-            retime(locked, now)
-        save_state(locked, *Agent.CONFIG_FIELDS, "next_run", "paused_next_run")
 
     return audited(
         agent=agent, action=AuditAction.CONFIGURE, actor=actor, reason=reason, now=now, apply=apply
+    )
+
+
+def apply_config(locked, values: dict, change, *, now) -> bool:
+    """Set configuration values on the locked agent, validate the whole configuration, note
+    before/after in `change` and save; False (and nothing saved) when nothing changed."""
+    before = config_values(locked)
+    for name, value in values.items():
+        setattr(locked, name, value)
+    try:
+        locked.full_clean(exclude=["slug"])
+    except ValidationError as exc:
+        raise _input_error(exc) from exc
+    after = config_values(locked)
+    change.changes = {
+        name: {"before": before[name], "after": after[name]}
+        for name in Agent.CONFIG_FIELDS
+        if before[name] != after[name]
+    }
+    if not change.changes:
+        return False
+    if RETIMING_FIELDS & set(change.changes):
+        retime(locked, now)
+    save_state(locked, *Agent.CONFIG_FIELDS, "next_run", "paused_next_run")
+    return True
+
+
+def agent_restore_version(*, agent, number, actor: Actor, reason="", now=None) -> Agent:
+    """Make configuration version `number` the agent's configuration again: one configuration
+    change (audited as `restore_version`, and so the next version), validated like any edit.
+
+    Refused, and audited, when the version does not exist, when the current environment forbids
+    what it holds (`live` while TRADING_MODE=dry_run, an unknown kind, a parameter or budget now
+    out of range), or when it equals the configuration now. Fields the version does not know
+    (added since) keep their current values.
+    """
+    now = now or timezone.now()
+    version = checked(
+        lambda: version_get(agent, number),
+        agent=agent,
+        action=AuditAction.RESTORE,
+        actor=actor,
+        now=now,
+        reason=reason,
+    )
+    values = {name: value for name, value in version.config.items() if name in Agent.CONFIG_FIELDS}
+
+    def apply(locked, change):
+        if not apply_config(locked, values, change, now=now):
+            raise TransitionRefused(
+                f"The configuration already equals version {version.number}; nothing to restore",
+                state=locked.state,
+            )
+        change.restored_from = version.number
+
+    return audited(
+        agent=agent, action=AuditAction.RESTORE, actor=actor, reason=reason, now=now, apply=apply
     )
 
 

@@ -27,6 +27,7 @@ from runner.services.configuration import config_values
 from runner.services.leases import lease_duration, reap_agent
 from runner.services.outcomes import settle_run
 from runner.types import Claim, Outcome
+from runner.versions import current_version_id
 
 # How long a claim retries an agent row that another transaction holds before giving up.
 CLAIM_LOCK_ATTEMPTS = 40
@@ -61,6 +62,7 @@ def _begin_run(agent, run_values, *, now, worker, task_id, existing_run_id=None)
         "worker": worker,
         "trading_mode": agent.effective_trading_mode,
         "config_snapshot": config_values(agent),
+        "config_version_id": current_version_id(agent.pk),
         **run_values,
     }
     if task_id:

@@ -41,6 +41,7 @@ class Request:
     query: dict
     headers: dict
     body: bytes
+    query_lists: dict = field(default_factory=dict)  # every value of a repeated parameter
 
     def json(self):
         return json.loads(self.body)
@@ -64,6 +65,7 @@ class FakeServer:
                     query={k: v[-1] for k, v in parse_qs(parts.query).items()},
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=self.rfile.read(length) if length else b"",
+                    query_lists=parse_qs(parts.query),
                 )
                 server.requests.append(request)
                 reply = server.handler(request)

@@ -20,6 +20,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from runner import execution, selectors, services, tail
 from runner.actors import Actor
 from runner.api.filters import ID_MAX
+from runner.budgets import budget_text
 from runner.conf import conf
 from runner.errors import AgentNotFound, RunnerError
 from runner.management.commands import _schedule_verbs as schedule_verbs
@@ -225,6 +226,7 @@ class Command(BaseCommand):
             lines.append(f"  running now: run {status['current_run']}")
         if status["last_error"]:
             lines.append(f"  last error: {status['last_error']}")
+        lines += [f"  budget {budget_text(line)}" for line in status.get("budgets", [])]
         return "\n".join(lines)
 
     @staticmethod

@@ -7,11 +7,13 @@ EXPECTED fails here until someone decides (and this test checks) who may call it
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from runner import services
 from runner.actors import Actor
-from runner.models import Agent, AuditEvent
+from runner.models import Agent, AgentConfigVersion, AuditEvent
+from runner.versions import config_of
 from tests.agents.factories import TradeDecisionFactory
 from tests.factories import AgentFactory, AuditEventFactory, CycleRunFactory, UserFactory
 from tests.runner.api.conftest import token_client
@@ -60,6 +62,10 @@ EXPECTED = {
     ("forecast-detail", "GET"): (VIEW, None, "stopped"),
     ("decision-list", "GET"): (VIEW, None, "stopped"),
     ("decision-detail", "GET"): (VIEW, None, "stopped"),
+    ("api:agent-versions", "GET"): (VIEW, None, "stopped"),
+    ("api:agent-version", "GET"): (VIEW, None, "stopped"),
+    ("api:agent-version-diff", "GET"): (VIEW, None, "stopped"),
+    ("api:agent-version-restore", "POST"): (CHANGE, {"reason": "r"}, "stopped"),
     ("api:schema", "GET"): (AUTHENTICATED, None, "stopped"),
     ("api:docs", "GET"): (AUTHENTICATED, None, "stopped"),
 }
@@ -108,6 +114,16 @@ def scene(db, settings):
     settings.RUNNER_DEFAULT_AGENT = "matrix"
     run = CycleRunFactory(agent=agent)
     event = AuditEventFactory(agent=agent)
+    # Two configuration versions, so restoring the older one changes something.
+    for number, name in ((1, "Older name"), (2, agent.name)):
+        AgentConfigVersion.objects.create(
+            agent=agent,
+            number=number,
+            config={**config_of(agent), "name": name},
+            action="configure",
+            source="api",
+            created_at=timezone.now(),
+        )
     decision = TradeDecisionFactory()
     return {"agent": agent, "run": run, "event": event, "decision": decision}
 
@@ -124,6 +140,8 @@ def _url(name, scene):
     kwargs = {}
     if (name.startswith("api:agent-") and name != "api:agent-list") or name == "api-agent-report":
         kwargs["slug"] = scene["agent"].slug
+    if name in ("api:agent-version", "api:agent-version-restore"):
+        kwargs["number"] = 1
     if name == "forecast-detail":
         kwargs["pk"] = scene["decision"].forecast.pk
     if name == "decision-detail":
