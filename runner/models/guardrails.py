@@ -1,14 +1,12 @@
 """The guardrails' tables: numbered configuration versions and budget breaches.
 
-Kept beside `runner/models.py` (which imports them, so they belong to the runner app) because
-they are their own concern; only `runner.services` writes them.
+Only `runner.services` writes them.
 """
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 from runner.choices import AuditAction, AuditSource
-from runner.models import Agent, AuditEvent, CycleRun
 
 
 class AgentConfigVersion(models.Model):
@@ -19,11 +17,11 @@ class AgentConfigVersion(models.Model):
     configuration change like any other, so it makes the next version.
     """
 
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="config_versions")
+    agent = models.ForeignKey("Agent", on_delete=models.CASCADE, related_name="config_versions")
     number = models.PositiveIntegerField()
     config = models.JSONField(encoder=DjangoJSONEncoder, help_text="Every configuration field.")
     audit_event = models.ForeignKey(
-        AuditEvent, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "AuditEvent", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     action = models.CharField(max_length=32, choices=AuditAction.choices)
     actor_username = models.CharField(max_length=150, blank=True, default="")
@@ -48,7 +46,7 @@ class BudgetBreach(models.Model):
     """A budget found spent before a cycle: the cycle did not run, and a running agent was paused
     until the budget's day ends. One row per budget per crossing (metrics count them)."""
 
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="budget_breaches")
+    agent = models.ForeignKey("Agent", on_delete=models.CASCADE, related_name="budget_breaches")
     budget = models.CharField(max_length=32)
     unit = models.CharField(max_length=16)
     limit = models.FloatField()
@@ -56,10 +54,10 @@ class BudgetBreach(models.Model):
     day_ends_at = models.DateTimeField()
     paused = models.BooleanField(help_text="Whether this breach paused the agent.")
     run = models.ForeignKey(
-        CycleRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "CycleRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     audit_event = models.ForeignKey(
-        AuditEvent, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "AuditEvent", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField()
 
