@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 import traceback as traceback_module
+from functools import partial
 
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
@@ -154,11 +155,21 @@ def run_queued(run_id, *, task_id="") -> CycleRun:
 
 def run_scheduled(agent_id, *, slot=None, task_id="") -> CycleRun | None:
     """Claim the agent's due slot and execute it here; None when nothing was due (a duplicate
-    delivery). Raises ClaimRefused when the slot was recorded as skipped."""
-    budgets.budget_gate(agent_id=agent_id, slot=slot)
-    claim = cycles.cycle_claim_scheduled(
-        agent_id=agent_id, worker=worker_name(), task_id=task_id, slot=slot
+    delivery). Raises ClaimRefused when the slot was recorded as skipped.
+
+    The budget gate comes first, as for queued runs; the claim's own read of the agent tells
+    whether it has budgets at all, so an agent without any pays no extra statement for it."""
+    claim_slot = partial(
+        cycles.cycle_claim_scheduled,
+        agent_id=agent_id,
+        worker=worker_name(),
+        task_id=task_id,
+        slot=slot,
     )
+    claim = claim_slot(defer_budgets=True)
+    if claim is cycles.BUDGET_GATE_FIRST:
+        budgets.budget_gate(agent_id=agent_id, slot=slot)
+        claim = claim_slot()
     return execute_claim(claim) if claim is not None else None
 
 
@@ -191,28 +202,28 @@ def _execute_claim(claim):
             error_message="The cycle ignored its deadline and was stopped by django-q2's timeout",
             log_lines=log.stored_lines(),
         )
-        _finish(run.pk, claim.token, hard_stop)
+        _finish(run.pk, claim.token, hard_stop, run=run)
         raise
     finally:
         heartbeat.stop()
     outcome.log_lines = log.stored_lines()
-    written = _finish(run.pk, claim.token, outcome)
+    written = _finish(run.pk, claim.token, outcome, run=run)
     if not written:
         logger.warning(
             "run %s lost its lease; its result (%s) was discarded", run.pk, outcome.status
         )
-    run.refresh_from_db()
+        run.refresh_from_db()  # what the run became instead (reaped, cancelled)
     return run
 
 
-def _finish(run_id, token, outcome):
+def _finish(run_id, token, outcome, run=None):
     """Record the outcome; one retry on a fresh connection if the database dropped us mid-cycle."""
     try:
-        return cycles.cycle_finish(run_id=run_id, token=token, outcome=outcome)
+        return cycles.cycle_finish(run_id=run_id, token=token, outcome=outcome, run=run)
     except Exception:
         logger.exception("recording run %s failed; retrying on a new connection", run_id)
         connection.close()
-        return cycles.cycle_finish(run_id=run_id, token=token, outcome=outcome)
+        return cycles.cycle_finish(run_id=run_id, token=token, outcome=outcome, run=run)
 
 
 def _run_agent(run, token, log, heartbeat):

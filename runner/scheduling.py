@@ -43,8 +43,13 @@ def schedule_name(agent):
 
 def task_options(timeout_seconds) -> dict:
     """django-q2 options of one cycle task: its hard timeout sits above the cycle's own deadline
-    (`timeout_seconds`), so the cycle stops itself first and django-q2 only kills a hung one."""
-    return {"timeout": int(timeout_seconds) + conf.RUNNER_HARD_TIMEOUT_MARGIN_SECONDS}
+    (`timeout_seconds`), so the cycle stops itself first and django-q2 only kills a hung one.
+    A cycle's record is its CycleRun: django-q2 keeps no second copy of a successful result
+    (`save: False`; a task that failed in django-q2's own hands is still saved)."""
+    return {
+        "timeout": int(timeout_seconds) + conf.RUNNER_HARD_TIMEOUT_MARGIN_SECONDS,
+        "save": False,
+    }
 
 
 def fire_time(agent, slot):
@@ -118,7 +123,7 @@ def following_fire(agent, slot, now):
 
 def enqueue_queued_run(run_id, *, timeout_seconds=None):
     """Queue a run that already exists with status `queued` once the transaction commits."""
-    options = task_options(timeout_seconds) if timeout_seconds is not None else {}
+    options = task_options(timeout_seconds) if timeout_seconds is not None else {"save": False}
 
     def _send():
         task_id = async_task(QUEUED_TASK, run_id, q_options=options)

@@ -11,17 +11,20 @@ The partial unique index on running runs and unique (agent, slot) back this on e
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import CharField, Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
+from django_q.models import Schedule
 
 from runner import policy_rules, schedules, scheduling
 from runner.conf import conf
 from runner.errors import ClaimRefused, CycleCancelled, CycleDeadlineExceeded, LeaseLost
-from runner.models import Agent, AgentState, CycleRun, RunStatus, RunTrigger
+from runner.models import Agent, AgentConfigVersion, AgentState, CycleRun, RunStatus, RunTrigger
 from runner.services import policies
 from runner.services.configuration import config_values
 from runner.services.leases import lease_duration, reap_agent
@@ -34,10 +37,12 @@ CLAIM_LOCK_ATTEMPTS = 40
 CLAIM_LOCK_PAUSE_SECONDS = 0.05
 
 
-def _lock_agent_for_claim(agent_id):
-    """Lock the agent row without queueing behind other claims; retry briefly if it is held."""
+def _lock_agent_for_claim(agent_id, agents=None):
+    """Lock the agent row without queueing behind other claims; retry briefly if it is held.
+    `agents` may carry annotations read in the same statement (the scheduled claim's facts)."""
+    agents = Agent.objects.all() if agents is None else agents
     for _ in range(CLAIM_LOCK_ATTEMPTS):
-        agent = Agent.objects.select_for_update(skip_locked=True).filter(pk=agent_id).first()
+        agent = agents.select_for_update(skip_locked=True).filter(pk=agent_id).first()
         if agent is not None:
             return agent
         if not Agent.objects.filter(pk=agent_id).exists():
@@ -142,7 +147,33 @@ def cycle_claim_queued(*, run_id, worker, task_id="", now=None) -> Claim:
     return claim
 
 
-def cycle_claim_scheduled(*, agent_id, worker, task_id="", now=None, slot=None) -> Claim | None:
+# Returned by cycle_claim_scheduled(defer_budgets=True) for an agent with budgets: nothing was
+# written; the caller runs the budget gate (runner.services.budgets) and claims again.
+BUDGET_GATE_FIRST = "budget-gate-first"
+
+
+@functools.cache
+def _scheduled_claim_facts():
+    """Agents with what a scheduled claim needs to know, read in the one statement that locks
+    the row: the run in flight, when the previous run ended, the current configuration version
+    and where the agent's Schedule row stands (so a row the dispatcher already moved is left).
+    Built once per process (a queryset is cloned by every filter, never changed)."""
+    running = CycleRun.objects.filter(agent=OuterRef("pk"), status=RunStatus.RUNNING)
+    previous = CycleRun.objects.filter(agent=OuterRef("pk"), started_at=OuterRef("last_run"))
+    versions = AgentConfigVersion.objects.filter(agent=OuterRef("pk")).order_by("-number")
+    name = Concat(Value(scheduling.SCHEDULE_PREFIX), Cast(OuterRef("pk"), CharField()))
+    schedule = Schedule.objects.filter(name=name).order_by()
+    return Agent.objects.annotate(
+        running_run_id=Subquery(running.order_by().values("pk")[:1]),
+        previous_finished_at=Subquery(previous.order_by("-finished_at").values("finished_at")[:1]),
+        current_version_id=Subquery(versions.values("pk")[:1]),
+        schedule_next_run=Subquery(schedule.values("next_run")[:1]),
+    )
+
+
+def cycle_claim_scheduled(
+    *, agent_id, worker, task_id="", now=None, slot=None, defer_budgets=False
+) -> Claim | None:
     """Claim the agent's due scheduled slot; None when nothing is due (a duplicate delivery).
 
     `slot` is the slot the task was sent for: a slot older than the agent's `next_run` was
@@ -150,46 +181,62 @@ def cycle_claim_scheduled(*, agent_id, worker, task_id="", now=None, slot=None) 
     stopped agent is recorded once as a `skipped` run with the reason, so every slot leaves one
     trace. What happens to a due slot of a running agent (run, skipped, held for the run in
     flight, missed slots folded or caught up) is the agent's overlap and catch-up policy
-    (runner.policy_rules, applied by `_claim_due_slot`).
+    (runner.policy_rules, applied by `_claim_due_slot`). With `defer_budgets`, an agent with
+    budgets gets BUDGET_GATE_FIRST back before anything is written.
+
+    The usual case (no run in flight, the dispatcher already moved the Schedule row) costs one
+    locking read, one conditional UPDATE of the agent (next run, fencing token) and the run's
+    INSERT: the facts come with the lock, and expired leases are reaped here only when a run is
+    still marked running (stale queued runs are the periodic reaper's).
     """
     refusal = None
-    with transaction.atomic():
-        agent = _lock_agent_for_claim(agent_id)
-        now = now or timezone.now()  # read under the lock, as in cycle_claim_queued
-        reap_agent(agent, now)
-        if agent.state != AgentState.RUNNING:
-            refusal = ClaimRefused(f"Agent is {agent.state}", state=agent.state)
-            message = f"Scheduled cycle skipped: agent is {agent.state}"
-            if not _record_skipped_once(agent, now=now, slot=slot, message=message):
-                return None  # this slot was already recorded: a second delivery
-        elif slot is not None and (agent.next_run is None or slot < agent.next_run):
-            # That slot was already handled (a second delivery), or a later control request moved
-            # the schedule on before any worker took it: the latter leaves its trace once.
-            _record_skipped_once(
-                agent,
-                now=now,
-                slot=slot,
-                message="Scheduled cycle skipped: superseded, a later control request "
-                "moved the schedule on before a worker took this slot",
-            )
-            return None
-        elif agent.next_run is None or agent.next_run > now:
-            return None
-        else:
-            claim, refusal = _claim_due_slot(agent, now=now, worker=worker, task_id=task_id)
-            if refusal is None:
-                return claim
+    try:
+        with transaction.atomic():
+            agent = _lock_agent_for_claim(agent_id, _scheduled_claim_facts())
+            if defer_budgets and agent.budgets:
+                return BUDGET_GATE_FIRST
+            now = now or timezone.now()  # read under the lock, as in cycle_claim_queued
+            if agent.running_run_id is not None and reap_agent(agent, now):
+                agent.running_run_id = None  # its lease had run out: settled as abandoned
+            if agent.state != AgentState.RUNNING:
+                refusal = ClaimRefused(f"Agent is {agent.state}", state=agent.state)
+                message = f"Scheduled cycle skipped: agent is {agent.state}"
+                if not _record_skipped_once(agent, now=now, slot=slot, message=message):
+                    return None  # this slot was already recorded: a second delivery
+            elif slot is not None and (agent.next_run is None or slot < agent.next_run):
+                # That slot was already handled (a second delivery), or a later control request
+                # moved the schedule on before any worker took it: the latter leaves its trace once.
+                _record_skipped_once(
+                    agent,
+                    now=now,
+                    slot=slot,
+                    message="Scheduled cycle skipped: superseded, a later control request "
+                    "moved the schedule on before a worker took this slot",
+                )
+                return None
+            elif agent.next_run is None or agent.next_run > now:
+                return None
+            else:
+                claim, refusal = _claim_due_slot(agent, now=now, worker=worker, task_id=task_id)
+                if refusal is None:
+                    return claim
+    except IntegrityError as exc:
+        # The run's INSERT met the one-running-run index or unique (agent, slot): the whole claim
+        # rolled back (no savepoint needed), as if this delivery had never come.
+        raise ClaimRefused("Another cycle of this agent is running or this slot has run") from exc
     raise refusal
 
 
 def _claim_due_slot(agent, *, now, worker, task_id):
     """Run, skip or hold the agent's due slot as its overlap and catch-up policies say
     (runner.policy_rules). Returns (claim or None, refusal or None)."""
-    in_flight = (
-        CycleRun.objects.filter(agent=agent, status=RunStatus.RUNNING)
-        .values_list("pk", "cancel_requested", "started_at")
-        .first()
-    )
+    in_flight = None
+    if agent.running_run_id is not None:
+        in_flight = (
+            CycleRun.objects.filter(agent=agent, status=RunStatus.RUNNING)
+            .values_list("pk", "cancel_requested", "started_at")
+            .first()
+        )
     decision = policy_rules.decide_due_slot(
         schedules.spec_of(agent),
         policy_rules.policy_of(agent),
@@ -203,20 +250,18 @@ def _claim_due_slot(agent, *, now, worker, task_id):
         backstop=timedelta(seconds=max(conf.RUNNER_LEASE_SECONDS / 3, 1)),
     )
     agent.next_run = decision.next_run
-    agent.save(update_fields=["next_run", "updated_at"])
-    scheduling.sync_schedule(agent, not_before=decision.hold_until)
+    _keep_schedule_row(agent, not_before=decision.hold_until)
     if decision.action == policy_rules.RUN:
         values = {
             "trigger": RunTrigger.SCHEDULE,
             "slot": decision.slot,
             "missed_slots": decision.missed,
             "policy_note": "; ".join(
-                note
-                for note in (policies.waited_note(agent, decision.slot, now), decision.note)
-                if note
+                note for note in (_waited_note(agent, decision.slot, now), decision.note) if note
             ),
         }
-        return _begin_run(agent, values, now=now, worker=worker, task_id=task_id), None
+        return _start_scheduled_run(agent, values, now=now, worker=worker, task_id=task_id), None
+    agent.save(update_fields=["next_run", "updated_at"])
     if decision.action == policy_rules.CANCEL_AND_WAIT:
         CycleRun.objects.filter(pk=in_flight[0], status=RunStatus.RUNNING).update(
             cancel_requested=True, policy_note=decision.note
@@ -227,6 +272,53 @@ def _claim_due_slot(agent, *, now, worker, task_id):
         )
         return None, ClaimRefused(decision.note, state=agent.state)
     return None, None
+
+
+def _keep_schedule_row(agent, *, not_before):
+    """Re-sync the agent's Schedule row only when it does not already fire where it should (the
+    dispatcher moves it past the slot it sends, so usually it does)."""
+    fires = scheduling.fire_time(agent, agent.next_run)
+    wanted = max(fires, not_before) if not_before else fires
+    if agent.schedule_next_run != wanted:
+        scheduling.sync_schedule(agent, not_before=not_before)
+
+
+def _waited_note(agent, slot, now) -> str:
+    """policies.waited_note, asked only when the previous run ended after this slot fired."""
+    ended = agent.previous_finished_at
+    if ended is None or ended <= scheduling.fire_time(agent, slot):
+        return ""
+    return policies.waited_note(agent, slot, now)
+
+
+def _start_scheduled_run(agent, run_values, *, now, worker, task_id) -> Claim:
+    """The claim's two writes: one conditional UPDATE of the agent (next run, last start, the
+    fencing token bumped from the value read under the lock, so a concurrent claim on a database
+    without row locks finds nothing to update) and the run's INSERT."""
+    token = agent.fencing_token + 1
+    moved = Agent.objects.filter(pk=agent.pk, fencing_token=agent.fencing_token).update(
+        next_run=agent.next_run, fencing_token=token, last_run=now, updated_at=now
+    )
+    if not moved:
+        raise ClaimRefused("Another worker claimed this agent first", state=agent.state)
+    agent.fencing_token, agent.last_run = token, now
+    run = CycleRun.objects.create(
+        agent=agent,
+        queued_at=now,
+        status=RunStatus.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        lease_expires_at=now + lease_duration(),
+        deadline_at=now + timedelta(seconds=agent.timeout_seconds),
+        fencing_token=token,
+        worker=worker,
+        task_id=task_id or "",
+        trading_mode=agent.effective_trading_mode,
+        config_snapshot=config_values(agent),
+        config_version_id=agent.current_version_id,
+        **run_values,
+    )
+    return Claim(run=run, token=token)
 
 
 def cycle_heartbeat(*, run_id, token, now=None):
@@ -257,18 +349,46 @@ def cycle_checkpoint(*, run_id, token, now=None):
         raise CycleDeadlineExceeded("The cycle passed its deadline (timeout_seconds)")
 
 
-def cycle_finish(*, run_id, token, outcome: Outcome, now=None) -> bool:
-    """Write a run's result and the agent's counters; False (and no change) for a stale token."""
+def cycle_finish(*, run_id, token, outcome: Outcome, now=None, run=None) -> bool:
+    """Write a run's result and the agent's counters; False (and no change) for a stale token.
+
+    `run` is the worker's own claimed run (its start, trigger and slot are known): then the
+    finish is the agent's locking read, one fenced UPDATE of the run and one UPDATE of the
+    counters, and the run object is given the values written.
+    """
     now = now or timezone.now()
     with transaction.atomic():
-        agent_id = CycleRun.objects.values_list("agent_id", flat=True).get(pk=run_id)
-        agent = Agent.objects.select_for_update().get(pk=agent_id)
+        if run is None:
+            agent_id = CycleRun.objects.values_list("agent_id", flat=True).get(pk=run_id)
+        else:
+            agent_id = run.agent_id
+        agent = (
+            Agent.objects.select_for_update()
+            .annotate(has_waiting_runs=Exists(_waiting_runs(now)))
+            .get(pk=agent_id)
+        )
         settled = settle_run(
             agent,
             CycleRun.objects.filter(pk=run_id, fencing_token=token, status=RunStatus.RUNNING),
             outcome,
             now=now,
+            run=run,
         )
         if settled:
-            policies.after_run(agent, now=now)
+            _after_own_run(agent, now=now)
         return settled
+
+
+def _waiting_runs(now):
+    """The agent's retry and backfill runs whose turn has come (what policies.after_run sends)."""
+    return CycleRun.objects.filter(
+        policies.POLICY_RUN, agent=OuterRef("pk"), status=RunStatus.QUEUED
+    ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+
+
+def _after_own_run(agent, *, now):
+    """policies.after_run for a worker that just settled its own run: no run of the agent is
+    running now (one running run per agent), so only a due slot or a waiting run needs a look."""
+    due = agent.state == AgentState.RUNNING and agent.next_run is not None
+    if (due and agent.next_run <= now) or agent.has_waiting_runs:
+        policies.after_run(agent, now=now)

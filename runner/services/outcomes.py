@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import logging
 
+from django.db.models import F
+
 from runner import alerts
 from runner.actors import Actor
-from runner.models import FAILURE_STATUSES, AgentState, AuditAction, AuditOutcome, RunStatus
+from runner.models import FAILURE_STATUSES, Agent, AgentState, AuditAction, AuditOutcome, RunStatus
 from runner.services import policies
 from runner.services.audit import record_event
 from runner.services.state import save_state
@@ -18,15 +20,17 @@ from runner.types import Outcome
 logger = logging.getLogger(__name__)
 
 
-def settle_run(agent, run_queryset, outcome: Outcome, *, now) -> bool:
+def settle_run(agent, run_queryset, outcome: Outcome, *, now, run=None) -> bool:
     """Finish the run selected (if still running) and update counters and the breaker.
 
     The caller holds the agent's lock; `run_queryset` carries the caller's guard (the fencing
     token for a worker, the expired lease for the reaper). False when the guard no longer holds.
+    A worker passes its own `run` (then it is not read again, and is given the values written).
     """
-    run = run_queryset.first()
     if run is None:
-        return False
+        run = run_queryset.first()
+        if run is None:
+            return False
     # Workers' clocks may differ slightly: never record a finish before the start.
     finished_at = max(now, run.started_at) if run.started_at else now
     values = {
@@ -45,22 +49,11 @@ def settle_run(agent, run_queryset, outcome: Outcome, *, now) -> bool:
         values["log_lines"] = outcome.log_lines
     if not run_queryset.filter(pk=run.pk).update(**values):
         return False
+    for name, value in values.items():
+        setattr(run, name, value)
     # A failure that will be retried is not yet a failed slot for the breaker.
     retried = policies.schedule_retry(agent, run, outcome.status, now=now) is not None
-
-    agent.run_count += 1
-    fields = ["run_count"]
-    if outcome.status == RunStatus.SUCCEEDED:
-        agent.success_count += 1
-        agent.consecutive_failures = 0
-        agent.last_success = now
-        fields += ["success_count", "consecutive_failures", "last_success"]
-    elif outcome.status in FAILURE_STATUSES:
-        agent.error_count += 1
-        agent.consecutive_failures += 0 if retried else 1
-        agent.last_error = f"{outcome.error_type}: {outcome.error_message}".strip(": ")
-        fields += ["error_count", "consecutive_failures", "last_error"]
-    agent.save(update_fields=[*fields, "updated_at"])
+    _count(agent, outcome, retried=retried, now=now)
 
     should_trip = (
         outcome.status in FAILURE_STATUSES
@@ -70,6 +63,29 @@ def settle_run(agent, run_queryset, outcome: Outcome, *, now) -> bool:
     if should_trip and agent.state == AgentState.RUNNING:
         _trip(agent, now=now, why=agent.last_error, load_failure=outcome.trip)
     return True
+
+
+def _count(agent, outcome, *, retried, now):
+    """One UPDATE of the agent's counters, relative (F()) so it never loses a concurrent count;
+    the agent object is brought up to the same values for the breaker."""
+    changes = {"run_count": F("run_count") + 1, "updated_at": now}
+    agent.run_count += 1
+    if outcome.status == RunStatus.SUCCEEDED:
+        changes.update(
+            success_count=F("success_count") + 1, consecutive_failures=0, last_success=now
+        )
+        agent.success_count += 1
+        agent.consecutive_failures = 0
+        agent.last_success = now
+    elif outcome.status in FAILURE_STATUSES:
+        agent.error_count += 1
+        agent.last_error = f"{outcome.error_type}: {outcome.error_message}".strip(": ")
+        changes.update(error_count=F("error_count") + 1, last_error=agent.last_error)
+        if not retried:
+            agent.consecutive_failures += 1
+            changes["consecutive_failures"] = F("consecutive_failures") + 1
+    Agent.objects.filter(pk=agent.pk).update(**changes)
+    agent.updated_at = now
 
 
 def _trip(agent, *, now, why, load_failure):

@@ -55,7 +55,9 @@ def test_schedule_follows_every_transition(django_capture_on_commit_callbacks):
     assert schedule.func == scheduling.SCHEDULED_TASK and schedule.args == str(agent.pk)
     assert schedule.minutes == 15 and schedule.intended_date_kwarg == "slot"
     # django-q2 passes these options on: the hard timeout sits above the cycle's own deadline
-    assert schedule.kwargs == repr({"q_options": {"timeout": agent.timeout_seconds + 60}})
+    assert schedule.kwargs == repr(
+        {"q_options": {"timeout": agent.timeout_seconds + 60, "save": False}}
+    )
     # start queued the first slot itself, so the Schedule already points at the next one
     assert schedule.next_run == now + timedelta(minutes=15)
     assert queued_tasks() == [(scheduling.SCHEDULED_TASK, (agent.pk,), now.isoformat())]
