@@ -72,7 +72,7 @@ def fill(runs_wanted, now):
     columns = (
         "agent_id, trigger, slot, missed_slots, status, queued_at, started_at, finished_at, "
         "duration_ms, worker, task_id, cancel_requested, trading_mode, config_snapshot, summary, "
-        "error_type, error_message, traceback, log_lines"
+        "error_type, error_message, traceback, log_lines, attempt, policy_note, parameter_overrides"
     )
     loaded = 0
     with (
@@ -100,7 +100,8 @@ def fill(runs_wanted, now):
                 copy.write_row(
                     (
                         agent.pk, trigger, slot, 0, status, queued, started, finished, duration,
-                        "bench:1", "", False, "dry_run", "{}", "{}", error_type, message, "", "[]",
+                        "bench:1", "", False, "dry_run", "{}", "{}", error_type, message, "", "[]", 0, "",
+                        "{}",
                     )
                 )  # fmt: skip
                 loaded += 1
