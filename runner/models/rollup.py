@@ -62,4 +62,6 @@ class RunRollupBucket(models.Model):
         indexes = [models.Index(fields=["day"], name="runrollupbucket_day")]
 
     def __str__(self):
-        return f"{self.agent_id} {self.day} {self.MEASURES[self.measure]}[{self.bucket}]: {self.runs}"
+        return (
+            f"{self.agent_id} {self.day} {self.MEASURES[self.measure]}[{self.bucket}]: {self.runs}"
+        )

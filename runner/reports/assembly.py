@@ -146,9 +146,7 @@ def _buckets(runs, *, agent, since, until, bucket) -> list[dict]:
         rows = (
             runs.annotate(bucket=TRUNC[bucket]("queued_at", tzinfo=UTC))
             .values("bucket")
-            .annotate(
-                runs=Count("id"), failures=Count("id", filter=Q(status__in=FAILURE_STATUSES))
-            )
+            .annotate(runs=Count("id"), failures=Count("id", filter=Q(status__in=FAILURE_STATUSES)))
             .order_by("bucket")
         )
         found = {row["bucket"].astimezone(UTC): row for row in rows}

@@ -17,7 +17,9 @@ from django.db.models.functions import TruncDate
 from runner.models import CycleRun, RunRollup, RunRollupBucket
 
 # Bucket of a value in ms, as migration 0010's triggers compute it.
-SQLITE_BUCKET = "CASE WHEN {v} < 1 THEN 0 ELSE CAST(floor(ln({v}) / ln(2.0) * 8) AS INTEGER) + 1 END"
+SQLITE_BUCKET = (
+    "CASE WHEN {v} < 1 THEN 0 ELSE CAST(floor(ln({v}) / ln(2.0) * 8) AS INTEGER) + 1 END"
+)
 SQLITE_DELAY = "(julianday(started_at) - julianday(slot)) * 86400000.0"
 POSTGRES_DELAY = "runner_rollup_delay_ms(slot, started_at)"
 HAS_DELAY = Q(slot__isnull=False, started_at__isnull=False)

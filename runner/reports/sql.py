@@ -209,7 +209,9 @@ def failure_streaks(runs) -> tuple:
         .annotate(
             t=moment,
             nxt=Subquery(following, output_field=FloatField()),
-            frn=Window(RowNumber(), partition_by=[F("agent_id")], order_by=[F("queued_at"), F("id")]),
+            frn=Window(
+                RowNumber(), partition_by=[F("agent_id")], order_by=[F("queued_at"), F("id")]
+            ),
         )
         .values("agent_id", "t", "nxt", "frn")
         .order_by()
