@@ -128,6 +128,63 @@ def fill(runs_wanted, now):
     return agents, loaded
 
 
+def sections(since, until):
+    """Each part of the all-agent report on its own: where its time goes."""
+    from runner.reports import assembly
+    from runner.reports.rollups import grouped, histograms
+
+    runs = assembly.runs_in_window(since=since, until=until)
+    return {
+        "counts by status and trigger (rollups)": lambda: grouped(
+            since=since, until=until, by=("status", "trigger")
+        ),
+        "histograms (rollups)": lambda: histograms(since=since, until=until),
+        "runs per day (rollups)": lambda: assembly._buckets(
+            runs, agent=None, since=since, until=until, bucket="day"
+        ),
+        "per agent (rollups + newest run)": lambda: assembly._per_agent(since=since, until=until),
+        "failures by type (runs)": lambda: assembly._failures_by_type(runs),
+        "failure streaks (runs)": lambda: assembly._reliability(runs),
+        "control actions (audit)": lambda: assembly._control_actions(
+            agent=None, since=since, until=until
+        ),
+    }
+
+
+def trigger_cost(agent, now, lives=300):
+    """Milliseconds per run life (insert queued, update to running, update to succeeded) with
+    the rollup triggers on, and with them off, each in one transaction that is rolled back."""
+    from django.db import connection, transaction
+
+    from runner.models import CycleRun
+
+    def lives_ms(enabled):
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                state = "ENABLE" if enabled else "DISABLE"
+                cursor.execute(f"ALTER TABLE runner_cyclerun {state} TRIGGER USER")
+            started = time.perf_counter()
+            for i in range(lives):
+                queued = now + timedelta(days=1, seconds=i)
+                run = CycleRun.objects.create(
+                    agent=agent, trigger="schedule", slot=queued, queued_at=queued
+                )
+                CycleRun.objects.filter(pk=run.pk).update(
+                    status="running", started_at=queued + timedelta(milliseconds=20)
+                )
+                CycleRun.objects.filter(pk=run.pk).update(
+                    status="succeeded",
+                    finished_at=queued + timedelta(milliseconds=70),
+                    duration_ms=50,
+                )
+            elapsed = time.perf_counter() - started
+            transaction.set_rollback(True)
+        return elapsed * 1000 / lives
+
+    lives_ms(True)  # warm up
+    return {"on": lives_ms(True), "off": lives_ms(False)}
+
+
 def measure(agents, now):
     from django.db import connection
 
@@ -164,6 +221,8 @@ def measure(agents, now):
     report = run_report(since=since, until=now, bucket="day")
     results.update(baseline=baseline, timings=timings, runs_in_30_days=report["runs"]["total"])
     results["percentiles"] = report["percentiles"]
+    results["sections"] = {name: median_seconds(fn) for name, fn in sections(since, now).items()}
+    results["trigger_ms"] = trigger_cost(agents[0], now)
     return results
 
 
@@ -224,6 +283,14 @@ def main():
     print(f"{'SELECT count(*) (baseline)':34} {baseline * 1000:10.1f} {1.0:11.2f}")
     for name, seconds in results["timings"].items():
         print(f"{name:34} {seconds * 1000:10.1f} {seconds / baseline:11.2f}")
+    print("where the all-agent 30-day report's time goes (each part alone):")
+    for name, seconds in results["sections"].items():
+        print(f"  {name:38} {seconds * 1000:8.1f} ms {seconds / baseline:6.2f}x")
+    cost = results["trigger_ms"]
+    print(
+        f"run life (insert, running, succeeded): {cost['on']:.2f} ms with the rollup triggers, "
+        f"{cost['off']:.2f} ms without (+{cost['on'] - cost['off']:.2f} ms)"
+    )
     slowest = max(
         results["timings"]["report, all agents, 30 days"],
         results["timings"]["report, one agent, 30 days"],

@@ -1,6 +1,8 @@
 """Run rollups, kept in step with the runs table by database triggers, and filled from the runs.
 
-A trigger on `runner_cyclerun` moves a run's contribution (count, duration sum and max, start
+Queued and running runs are left out (reports count those few from the runs), so a run enters
+the rollups once, when it settles, and a cycle's claim and heartbeats fire nothing. A trigger on
+`runner_cyclerun` moves a settled run's contribution (count, duration sum and max, start
 delay count, one duration and one delay histogram bucket) out of the rollup row it was in and
 into the one it belongs to now, on every insert, delete and update of the columns that matter
 (agent, queued_at, status, trigger, duration_ms, started_at, slot). So the rollups hold whatever
@@ -100,61 +102,68 @@ END $$;
 CREATE OR REPLACE FUNCTION runner_cyclerun_rollup() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
+    -- Queued and running runs are not rolled up (reports count them from the runs): a run
+    -- enters the rollups once, when it settles.
+    old_in boolean := TG_OP <> 'INSERT' AND OLD.status NOT IN ('queued', 'running');
+    new_in boolean := TG_OP <> 'DELETE' AND NEW.status NOT IN ('queued', 'running');
+    same_place boolean;
     old_day date; new_day date;
     old_duration smallint; new_duration smallint; old_delay smallint; new_delay smallint;
 BEGIN
-    IF TG_OP <> 'INSERT' THEN
+    IF old_in THEN
         old_day := (OLD.queued_at AT TIME ZONE 'UTC')::date;
         old_duration := runner_rollup_bucket(OLD.duration_ms);
         old_delay := runner_rollup_bucket(runner_rollup_delay_ms(OLD.slot, OLD.started_at));
     END IF;
-    IF TG_OP <> 'DELETE' THEN
+    IF new_in THEN
         new_day := (NEW.queued_at AT TIME ZONE 'UTC')::date;
         new_duration := runner_rollup_bucket(NEW.duration_ms);
         new_delay := runner_rollup_bucket(runner_rollup_delay_ms(NEW.slot, NEW.started_at));
     END IF;
-    IF TG_OP <> 'UPDATE' OR OLD.agent_id <> NEW.agent_id OR old_day <> new_day
-       OR OLD.status <> NEW.status OR OLD."trigger" <> NEW."trigger"
-       OR OLD.duration_ms IS DISTINCT FROM NEW.duration_ms
-       OR (old_delay IS NULL) <> (new_delay IS NULL) THEN
-        IF TG_OP <> 'INSERT' THEN PERFORM runner_rollup_shift(OLD, -1); END IF;
-        IF TG_OP <> 'DELETE' THEN PERFORM runner_rollup_shift(NEW, 1); END IF;
+    same_place := old_in AND new_in AND OLD.agent_id = NEW.agent_id AND old_day = new_day;
+    IF NOT (same_place AND OLD.status = NEW.status AND OLD."trigger" = NEW."trigger"
+            AND OLD.duration_ms IS NOT DISTINCT FROM NEW.duration_ms
+            AND (old_delay IS NULL) = (new_delay IS NULL)) THEN
+        IF old_in THEN PERFORM runner_rollup_shift(OLD, -1); END IF;
+        IF new_in THEN PERFORM runner_rollup_shift(NEW, 1); END IF;
     END IF;
-    -- A bucket moves only when its agent, day or bucket changes (a run settling moves none).
-    IF TG_OP <> 'UPDATE' OR OLD.agent_id <> NEW.agent_id OR old_day <> new_day
-       OR old_duration IS DISTINCT FROM new_duration THEN
-        IF TG_OP <> 'INSERT' THEN
+    IF NOT (same_place AND old_duration IS NOT DISTINCT FROM new_duration) THEN
+        IF old_in THEN
             PERFORM runner_rollup_bucket_shift(OLD.agent_id, old_day, 1::smallint, old_duration, -1);
         END IF;
-        IF TG_OP <> 'DELETE' THEN
+        IF new_in THEN
             PERFORM runner_rollup_bucket_shift(NEW.agent_id, new_day, 1::smallint, new_duration, 1);
         END IF;
     END IF;
-    IF TG_OP <> 'UPDATE' OR OLD.agent_id <> NEW.agent_id OR old_day <> new_day
-       OR old_delay IS DISTINCT FROM new_delay THEN
-        IF TG_OP <> 'INSERT' THEN
+    IF NOT (same_place AND old_delay IS NOT DISTINCT FROM new_delay) THEN
+        IF old_in THEN
             PERFORM runner_rollup_bucket_shift(OLD.agent_id, old_day, 2::smallint, old_delay, -1);
         END IF;
-        IF TG_OP <> 'DELETE' THEN
+        IF new_in THEN
             PERFORM runner_rollup_bucket_shift(NEW.agent_id, new_day, 2::smallint, new_delay, 1);
         END IF;
     END IF;
     RETURN NULL;
 END $$;
 
-DROP TRIGGER IF EXISTS runner_cyclerun_rollup_insert_delete ON runner_cyclerun;
-CREATE TRIGGER runner_cyclerun_rollup_insert_delete
-    AFTER INSERT OR DELETE ON runner_cyclerun
-    FOR EACH ROW EXECUTE FUNCTION runner_cyclerun_rollup();
+DROP TRIGGER IF EXISTS runner_cyclerun_rollup_insert ON runner_cyclerun;
+CREATE TRIGGER runner_cyclerun_rollup_insert AFTER INSERT ON runner_cyclerun FOR EACH ROW
+    WHEN (NEW.status NOT IN ('queued', 'running'))
+    EXECUTE FUNCTION runner_cyclerun_rollup();
+DROP TRIGGER IF EXISTS runner_cyclerun_rollup_delete ON runner_cyclerun;
+CREATE TRIGGER runner_cyclerun_rollup_delete AFTER DELETE ON runner_cyclerun FOR EACH ROW
+    WHEN (OLD.status NOT IN ('queued', 'running'))
+    EXECUTE FUNCTION runner_cyclerun_rollup();
 DROP TRIGGER IF EXISTS runner_cyclerun_rollup_update ON runner_cyclerun;
 CREATE TRIGGER runner_cyclerun_rollup_update
     AFTER UPDATE OF agent_id, queued_at, status, "trigger", duration_ms, started_at, slot
     ON runner_cyclerun FOR EACH ROW
-    WHEN ((OLD.agent_id, OLD.queued_at, OLD.status, OLD."trigger", OLD.duration_ms,
-           OLD.started_at, OLD.slot)
-          IS DISTINCT FROM
-          (NEW.agent_id, NEW.queued_at, NEW.status, NEW."trigger", NEW.duration_ms,
-           NEW.started_at, NEW.slot))
+    WHEN ((OLD.status NOT IN ('queued', 'running') OR NEW.status NOT IN ('queued', 'running'))
+          AND (OLD.agent_id, OLD.queued_at, OLD.status, OLD."trigger", OLD.duration_ms,
+               OLD.started_at, OLD.slot)
+              IS DISTINCT FROM
+              (NEW.agent_id, NEW.queued_at, NEW.status, NEW."trigger", NEW.duration_ms,
+               NEW.started_at, NEW.slot))
     EXECUTE FUNCTION runner_cyclerun_rollup();
 
 INSERT INTO runner_runrollup
@@ -162,22 +171,24 @@ INSERT INTO runner_runrollup
 SELECT agent_id, (queued_at AT TIME ZONE 'UTC')::date, status, "trigger", count(*),
        count(duration_ms), COALESCE(sum(duration_ms), 0), max(duration_ms),
        count(*) FILTER (WHERE slot IS NOT NULL AND started_at IS NOT NULL)
-FROM runner_cyclerun GROUP BY 1, 2, 3, 4;
+FROM runner_cyclerun WHERE status NOT IN ('queued', 'running') GROUP BY 1, 2, 3, 4;
 
 INSERT INTO runner_runrollupbucket (agent_id, day, measure, bucket, runs)
 SELECT agent_id, day, measure, bucket, count(*) FROM (
     SELECT agent_id, (queued_at AT TIME ZONE 'UTC')::date AS day, 1 AS measure,
            runner_rollup_bucket(duration_ms) AS bucket
-    FROM runner_cyclerun WHERE duration_ms IS NOT NULL
+    FROM runner_cyclerun WHERE duration_ms IS NOT NULL AND status NOT IN ('queued', 'running')
     UNION ALL
     SELECT agent_id, (queued_at AT TIME ZONE 'UTC')::date, 2,
            runner_rollup_bucket(runner_rollup_delay_ms(slot, started_at))
     FROM runner_cyclerun WHERE slot IS NOT NULL AND started_at IS NOT NULL
+      AND status NOT IN ('queued', 'running')
 ) AS x GROUP BY 1, 2, 3, 4;
 """
 
 POSTGRES_DROP_SQL = """
-DROP TRIGGER IF EXISTS runner_cyclerun_rollup_insert_delete ON runner_cyclerun;
+DROP TRIGGER IF EXISTS runner_cyclerun_rollup_insert ON runner_cyclerun;
+DROP TRIGGER IF EXISTS runner_cyclerun_rollup_delete ON runner_cyclerun;
 DROP TRIGGER IF EXISTS runner_cyclerun_rollup_update ON runner_cyclerun;
 DROP FUNCTION IF EXISTS runner_cyclerun_rollup();
 DROP FUNCTION IF EXISTS runner_rollup_bucket_shift(bigint, date, smallint, smallint, integer);
@@ -187,8 +198,15 @@ DROP FUNCTION IF EXISTS runner_rollup_bucket(double precision);
 """
 
 # SQLite: no stored functions, so each trigger body spells its statements out, for OLD or NEW.
-SQLITE_BUCKET = "CASE WHEN {v} < 1 THEN 0 ELSE CAST(floor(ln({v}) / ln(2.0) * 8) AS INTEGER) + 1 END"
+SQLITE_BUCKET = (
+    "CASE WHEN {v} < 1 THEN 0 ELSE CAST(floor(ln({v}) / ln(2.0) * 8) AS INTEGER) + 1 END"
+)
 SQLITE_DELAY = "(julianday({r}.started_at) - julianday({r}.slot)) * 86400000.0"
+
+
+def settled(r):
+    """Queued and running runs are not rolled up: a run enters the rollups when it settles."""
+    return f"{r}.status NOT IN ('queued', 'running')"
 
 
 def _sqlite_measures(r):
@@ -205,9 +223,10 @@ def _sqlite_add(r):
         f"""INSERT INTO runner_runrollup
             (agent_id, day, status, "trigger", runs, duration_count, duration_sum, duration_max,
              delay_count)
-        VALUES ({r}.agent_id, date({r}.queued_at), {r}.status, {r}."trigger", 1,
-                {r}.duration_ms IS NOT NULL, COALESCE({r}.duration_ms, 0), {r}.duration_ms,
-                {r}.slot IS NOT NULL AND {r}.started_at IS NOT NULL)
+        SELECT {r}.agent_id, date({r}.queued_at), {r}.status, {r}."trigger", 1,
+               {r}.duration_ms IS NOT NULL, COALESCE({r}.duration_ms, 0), {r}.duration_ms,
+               {r}.slot IS NOT NULL AND {r}.started_at IS NOT NULL
+        WHERE {settled(r)}
         ON CONFLICT (agent_id, day, status, "trigger") DO UPDATE SET
             runs = runs + 1,
             duration_count = duration_count + excluded.duration_count,
@@ -219,7 +238,8 @@ def _sqlite_add(r):
     for measure, bucket, condition in _sqlite_measures(r):
         statements.append(
             f"""INSERT INTO runner_runrollupbucket (agent_id, day, measure, bucket, runs)
-            SELECT {r}.agent_id, date({r}.queued_at), {measure}, {bucket}, 1 WHERE {condition}
+            SELECT {r}.agent_id, date({r}.queued_at), {measure}, {bucket}, 1
+            WHERE {condition} AND {settled(r)}
             ON CONFLICT (agent_id, day, measure, bucket) DO UPDATE SET runs = runs + 1"""
         )
     return statements
@@ -236,7 +256,7 @@ def _sqlite_remove(r):
             duration_count = duration_count - ({r}.duration_ms IS NOT NULL),
             duration_sum = duration_sum - COALESCE({r}.duration_ms, 0),
             delay_count = delay_count - ({r}.slot IS NOT NULL AND {r}.started_at IS NOT NULL)
-        WHERE {key}""",
+        WHERE {key} AND {settled(r)}""",
         f"DELETE FROM runner_runrollup WHERE {key} AND runs <= 0",
         f"""UPDATE runner_runrollup SET duration_max = (
             SELECT max(c.duration_ms) FROM runner_cyclerun c
@@ -252,6 +272,7 @@ def _sqlite_remove(r):
         )
         statements.append(
             f"UPDATE runner_runrollupbucket SET runs = runs - 1 WHERE {bucket_key} AND {condition}"
+            f" AND {settled(r)}"
         )
         statements.append(f"DELETE FROM runner_runrollupbucket WHERE {bucket_key} AND runs <= 0")
     return statements
@@ -264,10 +285,18 @@ def _sqlite_trigger(name, event, statements, when=""):
 
 def sqlite_sql():
     changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in MEASURED)
+    changed = f"({settled('OLD')} OR {settled('NEW')}) AND ({changed})"
     delay = SQLITE_DELAY.format(r="runner_cyclerun")
     return [
-        _sqlite_trigger("runner_cyclerun_rollup_insert", "INSERT", _sqlite_add("NEW")),
-        _sqlite_trigger("runner_cyclerun_rollup_delete", "DELETE", _sqlite_remove("OLD")),
+        _sqlite_trigger(
+            "runner_cyclerun_rollup_insert", "INSERT", _sqlite_add("NEW"), f"WHEN {settled('NEW')}"
+        ),
+        _sqlite_trigger(
+            "runner_cyclerun_rollup_delete",
+            "DELETE",
+            _sqlite_remove("OLD"),
+            f"WHEN {settled('OLD')}",
+        ),
         _sqlite_trigger(
             "runner_cyclerun_rollup_update",
             f"UPDATE OF {', '.join(MEASURED)}",
@@ -280,15 +309,17 @@ def sqlite_sql():
         SELECT agent_id, date(queued_at), status, "trigger", count(*), count(duration_ms),
                COALESCE(sum(duration_ms), 0), max(duration_ms),
                sum(slot IS NOT NULL AND started_at IS NOT NULL)
-        FROM runner_cyclerun GROUP BY 1, 2, 3, 4""",
+        FROM runner_cyclerun WHERE status NOT IN ('queued', 'running') GROUP BY 1, 2, 3, 4""",
         f"""INSERT INTO runner_runrollupbucket (agent_id, day, measure, bucket, runs)
         SELECT agent_id, day, measure, bucket, count(*) FROM (
             SELECT agent_id, date(queued_at) AS day, 1 AS measure,
                    {SQLITE_BUCKET.format(v="duration_ms")} AS bucket
-            FROM runner_cyclerun WHERE duration_ms IS NOT NULL
+            FROM runner_cyclerun
+            WHERE duration_ms IS NOT NULL AND status NOT IN ('queued', 'running')
             UNION ALL
             SELECT agent_id, date(queued_at), 2, {SQLITE_BUCKET.format(v=delay)}
             FROM runner_cyclerun WHERE slot IS NOT NULL AND started_at IS NOT NULL
+              AND status NOT IN ('queued', 'running')
         ) AS x GROUP BY 1, 2, 3, 4""",
     ]
 

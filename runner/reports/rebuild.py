@@ -27,7 +27,7 @@ INSERT INTO runner_runrollup
 SELECT agent_id, {day}, status, "trigger", count(*), count(duration_ms),
        COALESCE(sum(duration_ms), 0), max(duration_ms),
        sum(CASE WHEN slot IS NOT NULL AND started_at IS NOT NULL THEN 1 ELSE 0 END)
-FROM runner_cyclerun WHERE queued_at >= %s AND queued_at < %s
+FROM runner_cyclerun WHERE queued_at >= %s AND queued_at < %s AND {settled}
 GROUP BY agent_id, {day}, status, "trigger"
 """
 
@@ -36,14 +36,16 @@ INSERT INTO runner_runrollupbucket (agent_id, day, measure, bucket, runs)
 SELECT agent_id, day, measure, bucket, count(*) FROM (
     SELECT agent_id, {day} AS day, 1 AS measure, {duration_bucket} AS bucket
     FROM runner_cyclerun
-    WHERE queued_at >= %s AND queued_at < %s AND duration_ms IS NOT NULL
+    WHERE queued_at >= %s AND queued_at < %s AND duration_ms IS NOT NULL AND {settled}
     UNION ALL
     SELECT agent_id, {day}, 2, {delay_bucket}
     FROM runner_cyclerun
     WHERE queued_at >= %s AND queued_at < %s AND slot IS NOT NULL AND started_at IS NOT NULL
+      AND {settled}
 ) AS x GROUP BY agent_id, day, measure, bucket
 """
 
+SETTLED = "status NOT IN ('queued', 'running')"  # live runs are not rolled up (see rollups.py)
 VENDOR = {
     "postgresql": {
         "day": "(queued_at AT TIME ZONE 'UTC')::date",
@@ -91,9 +93,9 @@ def rebuild_day_batch(first, end, *, using) -> tuple[int, int]:
             cursor.execute(sql["lock"])
         RunRollup.objects.using(using).filter(day__gte=first, day__lt=end).delete()
         RunRollupBucket.objects.using(using).filter(day__gte=first, day__lt=end).delete()
-        cursor.execute(ROLLUP_INSERT.format(**sql), [low, high])
+        cursor.execute(ROLLUP_INSERT.format(**sql, settled=SETTLED), [low, high])
         rollup_rows = cursor.rowcount
-        cursor.execute(BUCKET_INSERT.format(**sql), [low, high, low, high])
+        cursor.execute(BUCKET_INSERT.format(**sql, settled=SETTLED), [low, high, low, high])
         return rollup_rows, cursor.rowcount
 
 

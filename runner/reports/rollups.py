@@ -1,9 +1,10 @@
 """Reading the run rollups for a report window, exact to the microsecond of `since` and `until`.
 
 Whole UTC days inside the window come from the rollup tables (a few rows per agent and day);
-the partial days at either end come from the runs themselves, grouped the same way in the same
-database, and the two are added up. So every count equals a count over the runs in the window,
-whatever time of day `since` and `until` fall on.
+the partial days at either end, and the runs still queued or running (the rollups hold settled
+runs only, so a cycle's claim and heartbeats write nothing there), come from the runs
+themselves, grouped the same way in the same database, and the two are added up. So every count
+equals a count over the runs in the window, whatever time of day `since` and `until` fall on.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import UTC, datetime, time, timedelta
 from django.db.models import Count, Func, IntegerField, Max, Q, Sum
 from django.db.models.functions import TruncDate
 
-from runner.models import CycleRun, RunRollup, RunRollupBucket
+from runner.models import CycleRun, RunRollup, RunRollupBucket, RunStatus
 
 # Bucket of a value in ms, as migration 0010's triggers compute it.
 SQLITE_BUCKET = (
@@ -24,6 +25,7 @@ SQLITE_DELAY = "(julianday(started_at) - julianday(slot)) * 86400000.0"
 POSTGRES_DELAY = "runner_rollup_delay_ms(slot, started_at)"
 HAS_DELAY = Q(slot__isnull=False, started_at__isnull=False)
 SUMMED = ("runs", "duration_count", "delay_count")
+LIVE = (RunStatus.QUEUED, RunStatus.RUNNING)  # never in the rollups
 
 
 class MillisBucket(Func):
@@ -56,7 +58,8 @@ def day_start(day) -> datetime:
 
 
 def split_window(since: datetime, until: datetime):
-    """(first whole day, day after the last whole day, runs filter for the partial ends).
+    """(first whole day, day after the last whole day, filter of the runs not in the rollups:
+    the partial days at the ends, and the live runs of the whole days).
 
     With no whole day inside the window, the first two are None and the filter is the window.
     """
@@ -66,8 +69,10 @@ def split_window(since: datetime, until: datetime):
     end = until.astimezone(UTC).date()
     if first >= end:
         return None, None, Q(queued_at__gte=since, queued_at__lt=until)
-    ends = Q(queued_at__gte=since, queued_at__lt=day_start(first)) | Q(
-        queued_at__gte=day_start(end), queued_at__lt=until
+    ends = (
+        Q(queued_at__gte=since, queued_at__lt=day_start(first))
+        | Q(queued_at__gte=day_start(end), queued_at__lt=until)
+        | Q(queued_at__gte=day_start(first), queued_at__lt=day_start(end), status__in=LIVE)
     )
     return first, end, ends
 
