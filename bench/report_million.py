@@ -131,18 +131,22 @@ def fill(runs_wanted, now):
 def sections(since, until):
     """Each part of the all-agent report on its own: where its time goes."""
     from runner.reports import assembly
-    from runner.reports.rollups import grouped, histograms
+    from runner.reports.rollups import RollupWindow
 
     runs = assembly.runs_in_window(since=since, until=until)
+
+    def window():
+        return RollupWindow(since=since, until=until)
+
     return {
-        "counts by status and trigger (rollups)": lambda: grouped(
-            since=since, until=until, by=("status", "trigger")
-        ),
-        "histograms (rollups)": lambda: histograms(since=since, until=until),
+        "counts by status and trigger (rollups)": lambda: window().grouped("status", "trigger"),
+        "histograms (rollups)": lambda: window().histograms(),
         "runs per day (rollups)": lambda: assembly._buckets(
-            runs, agent=None, since=since, until=until, bucket="day"
+            window(), runs, since=since, until=until, bucket="day"
         ),
-        "per agent (rollups + newest run)": lambda: assembly._per_agent(since=since, until=until),
+        "per agent (rollups + newest run)": lambda: assembly._per_agent(
+            window(), since=since, until=until
+        ),
         "failures by type (runs)": lambda: assembly._failures_by_type(runs),
         "failure streaks (runs)": lambda: assembly._reliability(runs),
         "control actions (audit)": lambda: assembly._control_actions(

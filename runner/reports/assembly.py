@@ -33,7 +33,7 @@ from runner.models import (
 )
 from runner.reports.histogram import RELATIVE_ERROR, histogram_percentiles
 from runner.reports.inputs import DEFAULT_BUCKET, bucket_starts, parse_bucket, parse_window
-from runner.reports.rollups import day_start, grouped, histograms
+from runner.reports.rollups import RollupWindow, day_start
 from runner.reports.sql import (
     PERCENTILES,
     TRUNC,
@@ -69,7 +69,7 @@ def runs_in_window(*, agent=None, since, until):
     return runs
 
 
-def _percentiles(*, agent, since, until, runs, counts, duration_max) -> tuple[dict, dict]:
+def _percentiles(window, *, runs, counts, duration_max) -> tuple[dict, dict]:
     """Duration and start-delay percentiles: exact from the runs while they are few (at most
     `EXACT_PERCENTILES_UP_TO` values), else estimated from the rollups' histograms."""
     if counts["duration"] + counts["delay"] <= EXACT_PERCENTILES_UP_TO:
@@ -81,7 +81,7 @@ def _percentiles(*, agent, since, until, runs, counts, duration_max) -> tuple[di
         row = aggregate_with_percentiles(runs, {}, measures)
         values = {name: [row[f"{name}_{label}"] for label in PERCENTILES] for name in measures}
         return values, {"method": "exact", "max_relative_error": 0.0}
-    found = histograms(agent=agent, since=since, until=until)
+    found = window.histograms()
     fractions = list(PERCENTILES.values())
     values = {
         "duration": histogram_percentiles(
@@ -92,13 +92,13 @@ def _percentiles(*, agent, since, until, runs, counts, duration_max) -> tuple[di
     return values, {"method": "histogram", "max_relative_error": round(RELATIVE_ERROR, 4)}
 
 
-def _run_stats(*, agent, since, until, runs) -> dict:
+def _run_stats(window, runs) -> dict:
     """Counts by status and trigger, and duration and start-delay statistics.
 
-    Counts come from the rollups (`rollups.grouped`). Start delay is measured for runs with a
+    Counts come from the rollups (`RollupWindow.grouped`). Start delay is measured for runs with a
     slot (scheduled) that started: how late they started against the time they were scheduled for.
     """
-    groups = grouped(agent=agent, since=since, until=until, by=("status", "trigger"))
+    groups = window.grouped("status", "trigger")
     by_status = dict.fromkeys(RunStatus.values, 0)
     by_trigger = dict.fromkeys(RunTrigger.values, 0)
     counts = {"duration": 0, "delay": 0}
@@ -110,9 +110,7 @@ def _run_stats(*, agent, since, until, runs) -> dict:
         counts["delay"] += row["delay_count"]
         if row["duration_max"] is not None:
             duration_max = max(duration_max or 0, row["duration_max"])
-    values, method = _percentiles(
-        agent=agent, since=since, until=until, runs=runs, counts=counts, duration_max=duration_max
-    )
+    values, method = _percentiles(window, runs=runs, counts=counts, duration_max=duration_max)
     finished = sum(by_status[s] for s in FINISHED_STATUSES)
     return {
         "runs": {
@@ -138,7 +136,7 @@ def _run_stats(*, agent, since, until, runs) -> dict:
     }
 
 
-def _buckets(runs, *, agent, since, until, bucket) -> list[dict]:
+def _buckets(window, runs, *, since, until, bucket) -> list[dict]:
     """Runs and failures per bucket: days and weeks from the rollups, hours from the runs."""
     starts = bucket_starts(since, until, bucket)
     found: dict[datetime, dict] = {}
@@ -151,7 +149,7 @@ def _buckets(runs, *, agent, since, until, bucket) -> list[dict]:
         )
         found = {row["bucket"].astimezone(UTC): row for row in rows}
     else:
-        groups = grouped(agent=agent, since=since, until=until, by=("day", "status"))
+        groups = window.grouped("day", "status")
         for (day, status), row in groups.items():
             start = day_start(day)
             if bucket == "week":
@@ -244,9 +242,9 @@ def _control_actions(*, agent, since, until) -> dict:
     }
 
 
-def _per_agent(*, since, until) -> list[dict]:
+def _per_agent(window, *, since, until) -> list[dict]:
     """Per agent: counts from the rollups, and the newest run from one index probe per agent."""
-    groups = grouped(since=since, until=until, by=("agent_id", "status"))
+    groups = window.grouped("agent_id", "status")
     totals: dict[int, dict] = {}
     for (agent_id, status), row in groups.items():
         into = totals.setdefault(
@@ -307,12 +305,13 @@ def run_report(
     if until <= since:
         raise InvalidInput("until must be after since.", field="until")
     runs = runs_in_window(agent=agent, since=since, until=until)
-    buckets = _buckets(runs, agent=agent, since=since, until=until, bucket=bucket)
+    window = RollupWindow(agent=agent, since=since, until=until)
+    buckets = _buckets(window, runs, since=since, until=until, bucket=bucket)
     outputs, output_errors = report_outputs(agent, since, until)
     report = {
         "agent": agent.slug if agent is not None else None,
         "window": {"since": _iso(since), "until": _iso(until), "bucket": bucket},
-        **_run_stats(agent=agent, since=since, until=until, runs=runs),
+        **_run_stats(window, runs),
         "buckets": buckets,
         "failures_by_type": _failures_by_type(runs),
         "reliability": _reliability(runs),
@@ -320,7 +319,7 @@ def run_report(
         "outputs": outputs,
     }
     if agent is None:
-        report["agents"] = _per_agent(since=since, until=until)
+        report["agents"] = _per_agent(window, since=since, until=until)
     if output_errors:
         report["output_errors"] = output_errors
     return report

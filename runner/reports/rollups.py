@@ -81,75 +81,87 @@ def _scope(queryset, agent):
     return queryset if agent is None else queryset.filter(agent=agent)
 
 
-def grouped(*, agent=None, since, until, by) -> dict[tuple, dict]:
-    """Runs in [since, until) grouped by `by` (names among agent_id, day, status, trigger):
-    `{key: {"runs", "duration_count", "delay_count", "duration_max"}}`."""
-    first, end, ends = split_window(since, until)
-    totals: dict[tuple, dict] = defaultdict(
-        lambda: {"runs": 0, "duration_count": 0, "delay_count": 0, "duration_max": None}
-    )
-
-    def add(rows):
-        for row in rows:
-            total = totals[tuple(row[name] for name in by)]
-            for name in SUMMED:
-                total[name] += row[name] or 0
-            if row["duration_max"] is not None:
-                total["duration_max"] = max(total["duration_max"] or 0, row["duration_max"])
-
-    if first is not None:
-        rollups = _scope(RunRollup.objects.filter(day__gte=first, day__lt=end), agent)
-        add(
-            rollups.values(*by)
-            .annotate(**{name: Sum(name) for name in SUMMED}, duration_max=Max("duration_max"))
-            .order_by()
-        )
-    runs = _scope(CycleRun.objects.filter(ends), agent).annotate(
-        day=TruncDate("queued_at", tzinfo=UTC)
-    )
-    add(
-        runs.values(*by)
-        .annotate(
-            runs=Count("id"),
-            duration_count=Count("duration_ms"),
-            delay_count=Count("id", filter=HAS_DELAY),
-            duration_max=Max("duration_ms"),
-        )
-        .order_by()
-    )
-    return dict(totals)
+def _empty():
+    return {"runs": 0, "duration_count": 0, "delay_count": 0, "duration_max": None}
 
 
-def histograms(*, agent=None, since, until) -> dict[int, dict[int, int]]:
-    """`{measure: {bucket: runs}}` for the runs in [since, until)."""
-    first, end, ends = split_window(since, until)
-    counts: dict[int, dict[int, int]] = {RunRollupBucket.DURATION: {}, RunRollupBucket.DELAY: {}}
+def _add(total, row):
+    for name in SUMMED:
+        total[name] += row[name] or 0
+    if row["duration_max"] is not None:
+        total["duration_max"] = max(total["duration_max"] or 0, row["duration_max"])
 
-    def add(measure, rows):
-        into = counts[measure]
-        for bucket, runs in rows:
-            into[bucket] = into.get(bucket, 0) + runs
 
-    if first is not None:
-        buckets = _scope(RunRollupBucket.objects.filter(day__gte=first, day__lt=end), agent)
-        rows = buckets.values_list("measure", "bucket").annotate(Sum("runs")).order_by()
-        for measure, bucket, runs in rows:
-            add(measure, [(bucket, runs)])
-    runs = _scope(CycleRun.objects.filter(ends), agent)
-    add(
-        RunRollupBucket.DURATION,
-        runs.filter(duration_ms__isnull=False)
-        .annotate(b=MillisBucket("duration_ms"))
-        .values_list("b")
-        .annotate(Count("id"))
-        .order_by(),
-    )
-    add(
-        RunRollupBucket.DELAY,
-        runs.filter(HAS_DELAY)
-        .annotate(b=MillisBucket(DelayMillis()))
-        .values_list("b")
-        .annotate(Count("id"))
-        .order_by(),
-    )
-    return counts
+class RollupWindow:
+    """The runs of one report window (one agent, or all), read from rollups plus loose runs.
+
+    The loose runs (partial days, live runs) are read once, at the rollups' own grain, and
+    folded into whatever grouping a section asks for.
+    """
+
+    def __init__(self, *, agent=None, since, until):
+        self.agent = agent
+        self.first, self.end, self.loose_filter = split_window(since, until)
+        self._loose = None
+
+    def loose_runs(self):
+        return _scope(CycleRun.objects.filter(self.loose_filter), self.agent)
+
+    def _loose_rows(self) -> list[dict]:
+        if self._loose is None:
+            self._loose = list(
+                self.loose_runs()
+                .annotate(day=TruncDate("queued_at", tzinfo=UTC))
+                .values("agent_id", "day", "status", "trigger")
+                .annotate(
+                    runs=Count("id"),
+                    duration_count=Count("duration_ms"),
+                    delay_count=Count("id", filter=HAS_DELAY),
+                    duration_max=Max("duration_ms"),
+                )
+                .order_by()
+            )
+        return self._loose
+
+    def grouped(self, *by) -> dict[tuple, dict]:
+        """Runs grouped by `by` (names among agent_id, day, status, trigger):
+        `{key: {"runs", "duration_count", "delay_count", "duration_max"}}`."""
+        totals: dict[tuple, dict] = defaultdict(_empty)
+        if self.first is not None:
+            rollups = RunRollup.objects.filter(day__gte=self.first, day__lt=self.end)
+            rows = (
+                _scope(rollups, self.agent)
+                .values(*by)
+                .annotate(**{name: Sum(name) for name in SUMMED}, duration_max=Max("duration_max"))
+                .order_by()
+            )
+            for row in rows:
+                _add(totals[tuple(row[name] for name in by)], row)
+        for row in self._loose_rows():
+            _add(totals[tuple(row[name] for name in by)], row)
+        return dict(totals)
+
+    def histograms(self) -> dict[int, dict[int, int]]:
+        """`{measure: {bucket: runs}}`."""
+        counts: dict[int, dict[int, int]] = {
+            RunRollupBucket.DURATION: {},
+            RunRollupBucket.DELAY: {},
+        }
+
+        def add(measure, bucket, runs):
+            counts[measure][bucket] = counts[measure].get(bucket, 0) + runs
+
+        if self.first is not None:
+            buckets = RunRollupBucket.objects.filter(day__gte=self.first, day__lt=self.end)
+            rows = _scope(buckets, self.agent).values_list("measure", "bucket")
+            for measure, bucket, runs in rows.annotate(Sum("runs")).order_by():
+                add(measure, bucket, runs)
+        loose = self.loose_runs()
+        for measure, runs, value in (
+            (RunRollupBucket.DURATION, loose.filter(duration_ms__isnull=False), "duration_ms"),
+            (RunRollupBucket.DELAY, loose.filter(HAS_DELAY), DelayMillis()),
+        ):
+            rows = runs.annotate(b=MillisBucket(value)).values_list("b").annotate(Count("id"))
+            for bucket, count in rows.order_by():
+                add(measure, bucket, count)
+        return counts
