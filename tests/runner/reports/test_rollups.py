@@ -12,6 +12,7 @@ from django.core.management import call_command
 from runner import reports
 from runner.models import CycleRun, RunRollup, RunRollupBucket
 from runner.reports import assembly
+from runner.reports.formats import report_table
 from runner.reports.histogram import RELATIVE_ERROR, bucket_of, histogram_percentiles
 from runner.reports.rebuild import rebuild_rollups
 from runner.retention import prune_runs
@@ -94,6 +95,13 @@ WINDOWS = [
 ]
 
 
+def direct_report_full(since, until):
+    """A whole exact report (for the formats), with the default threshold."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(assembly, "EXACT_PERCENTILES_UP_TO", 10**9)
+        return reports.run_report(since=since, until=until)
+
+
 def _without_percentiles(report):
     trimmed = {key: value for key, value in report.items() if key != "percentiles"}
     trimmed["duration_ms"] = {
@@ -122,6 +130,8 @@ def test_histogram_percentiles_stay_within_the_stated_error(monkeypatch):
     report = reports.run_report(since=since, until=until)
     direct = direct_report(since=since, until=until)
     assert report["percentiles"] == {"method": "histogram", "max_relative_error": 0.0905}
+    assert "estimated from histograms, within 9.05%" in report_table(report)
+    assert "estimated" not in report_table(direct_report_full(since, until))
     assert _without_percentiles({key: report[key] for key in direct}) == _without_percentiles(
         direct
     )
