@@ -382,7 +382,7 @@ class Migration(migrations.Migration):
                 ("agent", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="runner.agent")),
             ],
             options={
-                "indexes": [models.Index(fields=["day"], name="runrollupbucket_day")],
+                "indexes": [models.Index(fields=["day", "measure", "bucket", "agent", "runs"], name="runrollupbucket_day")],
                 "constraints": [models.UniqueConstraint(fields=("agent", "day", "measure", "bucket"), name="runrollupbucket_key")],
             },
         ),
