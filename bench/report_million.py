@@ -72,9 +72,12 @@ def fill(runs_wanted, now):
     columns = (
         "agent_id, trigger, slot, missed_slots, status, queued_at, started_at, finished_at, "
         "duration_ms, worker, task_id, cancel_requested, trading_mode, config_snapshot, summary, "
-        "error_type, error_message, traceback, log_lines"
+        "error_type, error_message, traceback, log_lines, attempt, policy_note, parameter_overrides"
     )
     loaded = 0
+    # Loaded with the rollup triggers off, then the rollups are rebuilt in one go (timed below).
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE runner_cyclerun DISABLE TRIGGER USER")
     with (
         connection.cursor() as cursor,
         cursor.cursor.copy(f"COPY runner_cyclerun ({columns}) FROM STDIN") as copy,
@@ -100,7 +103,8 @@ def fill(runs_wanted, now):
                 copy.write_row(
                     (
                         agent.pk, trigger, slot, 0, status, queued, started, finished, duration,
-                        "bench:1", "", False, "dry_run", "{}", "{}", error_type, message, "", "[]",
+                        "bench:1", "", False, "dry_run", "{}", "{}", error_type, message, "", "[]", 0, "",
+                        "{}",
                     )
                 )  # fmt: skip
                 loaded += 1
@@ -118,9 +122,71 @@ def fill(runs_wanted, now):
     ]
     AuditEvent.objects.bulk_create(events, batch_size=5000)
     with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE runner_cyclerun ENABLE TRIGGER USER")
         cursor.execute("VACUUM ANALYZE runner_cyclerun")
         cursor.execute("VACUUM ANALYZE runner_auditevent")
     return agents, loaded
+
+
+def sections(since, until):
+    """Each part of the all-agent report on its own: where its time goes."""
+    from runner.reports import assembly
+    from runner.reports.rollups import RollupWindow
+
+    runs = assembly.runs_in_window(since=since, until=until)
+
+    def window():
+        return RollupWindow(since=since, until=until)
+
+    return {
+        "counts by status and trigger (rollups)": lambda: window().grouped("status", "trigger"),
+        "histograms (rollups)": lambda: window().histograms(),
+        "runs per day (rollups)": lambda: assembly._buckets(
+            window(), runs, since=since, until=until, bucket="day"
+        ),
+        "per agent (rollups + newest run)": lambda: assembly._per_agent(
+            window(), since=since, until=until
+        ),
+        "failures by type (runs)": lambda: assembly._failures_by_type(runs),
+        "failure streaks (runs)": lambda: assembly._reliability(runs),
+        "control actions (audit)": lambda: assembly._control_actions(
+            agent=None, since=since, until=until
+        ),
+    }
+
+
+def trigger_cost(agent, now, lives=300):
+    """Milliseconds per run life (insert queued, update to running, update to succeeded) with
+    the rollup triggers on, and with them off, each in one transaction that is rolled back."""
+    from django.db import connection, transaction
+
+    from runner.models import CycleRun
+
+    def lives_ms(enabled):
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                state = "ENABLE" if enabled else "DISABLE"
+                cursor.execute(f"ALTER TABLE runner_cyclerun {state} TRIGGER USER")
+            started = time.perf_counter()
+            for i in range(lives):
+                queued = now + timedelta(days=1, seconds=i)
+                run = CycleRun.objects.create(
+                    agent=agent, trigger="schedule", slot=queued, queued_at=queued
+                )
+                CycleRun.objects.filter(pk=run.pk).update(
+                    status="running", started_at=queued + timedelta(milliseconds=20)
+                )
+                CycleRun.objects.filter(pk=run.pk).update(
+                    status="succeeded",
+                    finished_at=queued + timedelta(milliseconds=70),
+                    duration_ms=50,
+                )
+            elapsed = time.perf_counter() - started
+            transaction.set_rollback(True)
+        return elapsed * 1000 / lives
+
+    lives_ms(True)  # warm up
+    return {"on": lives_ms(True), "off": lives_ms(False)}
 
 
 def measure(agents, now):
@@ -158,6 +224,9 @@ def measure(agents, now):
     timings = {name: median_seconds(fn) for name, fn in cases.items()}
     report = run_report(since=since, until=now, bucket="day")
     results.update(baseline=baseline, timings=timings, runs_in_30_days=report["runs"]["total"])
+    results["percentiles"] = report["percentiles"]
+    results["sections"] = {name: median_seconds(fn) for name, fn in sections(since, now).items()}
+    results["trigger_ms"] = trigger_cost(agents[0], now)
     return results
 
 
@@ -186,11 +255,22 @@ def main():
         from django.core.management import call_command
         from django.db import connections
 
+        from runner.reports.rebuild import rebuild_rollups
+
         call_command("migrate", verbosity=0)
         now = datetime.now(UTC).replace(microsecond=0)
         started = time.perf_counter()
         agents, loaded = fill(args.runs, now)
         print(f"loaded {loaded:,} runs in {time.perf_counter() - started:.1f} s (COPY)")
+        started = time.perf_counter()
+        rebuilt = rebuild_rollups(days_per_batch=31)
+        print(
+            f"rebuildrollups: {rebuilt.rollup_rows:,} rollup rows, {rebuilt.bucket_rows:,} "
+            f"bucket rows in {time.perf_counter() - started:.1f} s"
+        )
+        with connections["default"].cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE runner_runrollup")
+            cursor.execute("VACUUM ANALYZE runner_runrollupbucket")
         results = measure(agents, now)
         connections.close_all()
     finally:
@@ -202,10 +282,19 @@ def main():
                 admin.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
     baseline = results["baseline"]
     print(f"table: {results['rows']:,} runs; {results['runs_in_30_days']:,} in the last 30 days")
+    print(f"30-day all-agent percentiles: {results['percentiles']}")
     print(f"{'query':34} {'median ms':>10} {'x count(*)':>11}")
     print(f"{'SELECT count(*) (baseline)':34} {baseline * 1000:10.1f} {1.0:11.2f}")
     for name, seconds in results["timings"].items():
         print(f"{name:34} {seconds * 1000:10.1f} {seconds / baseline:11.2f}")
+    print("where the all-agent 30-day report's time goes (each part alone):")
+    for name, seconds in results["sections"].items():
+        print(f"  {name:38} {seconds * 1000:8.1f} ms {seconds / baseline:6.2f}x")
+    cost = results["trigger_ms"]
+    print(
+        f"run life (insert, running, succeeded): {cost['on']:.2f} ms with the rollup triggers, "
+        f"{cost['off']:.2f} ms without (+{cost['on'] - cost['off']:.2f} ms)"
+    )
     slowest = max(
         results["timings"]["report, all agents, 30 days"],
         results["timings"]["report, one agent, 30 days"],

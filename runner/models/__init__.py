@@ -5,6 +5,7 @@
   audit             the append-only audit trail
   health            worker heartbeats and alerts
   guardrails        configuration versions and budget breaches
+  rollup            per agent and UTC day: run counts and duration histograms (kept by triggers)
 
 Invariants that must hold against concurrent writers live in the database (check constraints,
 partial unique indexes), not in `save()`, because services write with conditional `update()`s.
@@ -38,6 +39,7 @@ from runner.models.agent import Agent
 from runner.models.audit import AuditEvent
 from runner.models.guardrails import AgentConfigVersion, BudgetBreach
 from runner.models.health import Alert, WorkerHeartbeat
+from runner.models.rollup import RunRollup, RunRollupBucket
 from runner.models.run import CycleRun
 
 __all__ = [
@@ -47,5 +49,7 @@ __all__ = [
     "AuditEvent",
     "BudgetBreach",
     "CycleRun",
+    "RunRollup",
+    "RunRollupBucket",
     "WorkerHeartbeat",
 ]

@@ -3,16 +3,18 @@ database's arithmetic).
 
 Read-only. Every number is aggregated by the database; this module decides which counts and
 measures make up the report and shapes them into plain JSON-ready values. A run belongs to the
-window by its `queued_at` (always set, indexed). The admin page, the API, `manage.py runreport`
+window by its `queued_at` (always set, indexed). Counts come from the run rollups (whole days)
+plus the runs of the partial days at the ends (`rollups.py`), so a long window costs a few rows
+per agent and day; failures come from the runs (few, and indexed). The admin page, the API, `manage.py runreport`
 and the CSV download all print what `run_report()` returns.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, F, FloatField, Max, Q, Window
+from django.db.models import Count, F, FloatField, Max, OuterRef, Q, Subquery, Window
 from django.db.models.functions import Cast, RowNumber
 from django.utils.module_loading import import_string
 
@@ -21,17 +23,31 @@ from runner.errors import InvalidInput
 from runner.models import (
     FAILURE_STATUSES,
     FINISHED_STATUSES,
+    Agent,
     AuditEvent,
     AuditOutcome,
     CycleRun,
+    RunRollupBucket,
     RunStatus,
     RunTrigger,
 )
+from runner.reports.histogram import RELATIVE_ERROR, histogram_percentiles
 from runner.reports.inputs import DEFAULT_BUCKET, bucket_starts, parse_bucket, parse_window
-from runner.reports.sql import TRUNC, MillisBetween, aggregate_with_percentiles, failure_streaks
+from runner.reports.rollups import RollupWindow, day_start
+from runner.reports.sql import (
+    PERCENTILES,
+    TRUNC,
+    MillisBetween,
+    aggregate_with_percentiles,
+    failure_streaks,
+)
 
 # The name the report hooks logged under before the package split, so log filters keep working.
 logger = logging.getLogger("runner.reports")
+# Up to this many durations and start delays in the window, percentiles are exact (read from the
+# runs, cheap at this size); beyond it they come from the rollups' histograms, within
+# RELATIVE_ERROR. The report's `percentiles` section says which.
+EXACT_PERCENTILES_UP_TO = 20_000
 
 
 def _ms(value):
@@ -53,61 +69,95 @@ def runs_in_window(*, agent=None, since, until):
     return runs
 
 
-def _run_stats(runs) -> dict:
+def _percentiles(window, *, runs, counts, duration_max) -> tuple[dict, dict]:
+    """Duration and start-delay percentiles: exact from the runs while they are few (at most
+    `EXACT_PERCENTILES_UP_TO` values), else estimated from the rollups' histograms."""
+    if counts["duration"] + counts["delay"] <= EXACT_PERCENTILES_UP_TO:
+        has_delay = Q(slot__isnull=False, started_at__isnull=False)
+        measures = {
+            "duration": (Cast("duration_ms", FloatField()), None),
+            "delay": (MillisBetween("started_at", "slot"), has_delay),
+        }
+        row = aggregate_with_percentiles(runs, {}, measures)
+        values = {name: [row[f"{name}_{label}"] for label in PERCENTILES] for name in measures}
+        return values, {"method": "exact", "max_relative_error": 0.0}
+    found = window.histograms()
+    fractions = list(PERCENTILES.values())
+    values = {
+        "duration": histogram_percentiles(
+            found[RunRollupBucket.DURATION], fractions, ceiling=duration_max
+        ),
+        "delay": histogram_percentiles(found[RunRollupBucket.DELAY], fractions),
+    }
+    return values, {"method": "histogram", "max_relative_error": round(RELATIVE_ERROR, 4)}
+
+
+def _run_stats(window, runs) -> dict:
     """Counts by status and trigger, and duration and start-delay statistics.
 
-    Start delay is measured for runs with a slot (scheduled) that started: how late they started
-    against the time they were scheduled for.
+    Counts come from the rollups (`RollupWindow.grouped`). Start delay is measured for runs with a
+    slot (scheduled) that started: how late they started against the time they were scheduled for.
     """
-    has_delay = Q(slot__isnull=False, started_at__isnull=False)
-    aggregates = {
-        "total": Count("id"),
-        **{f"status_{s}": Count("id", filter=Q(status=s)) for s in RunStatus.values},
-        **{f"trigger_{t}": Count("id", filter=Q(trigger=t)) for t in RunTrigger.values},
-        "duration_count": Count("duration_ms"),
-        "duration_max": Max("duration_ms"),
-        "delay_count": Count("id", filter=has_delay),
-    }
-    measures = {
-        "duration": (Cast("duration_ms", FloatField()), None),
-        "delay": (MillisBetween("started_at", "slot"), has_delay),
-    }
-    row = aggregate_with_percentiles(runs, aggregates, measures)
-
-    by_status = {s: row[f"status_{s}"] for s in RunStatus.values}
+    groups = window.grouped("status", "trigger")
+    by_status = dict.fromkeys(RunStatus.values, 0)
+    by_trigger = dict.fromkeys(RunTrigger.values, 0)
+    counts = {"duration": 0, "delay": 0}
+    duration_max = None
+    for (status, trigger), row in groups.items():
+        by_status[status] = by_status.get(status, 0) + row["runs"]
+        by_trigger[trigger] = by_trigger.get(trigger, 0) + row["runs"]
+        counts["duration"] += row["duration_count"]
+        counts["delay"] += row["delay_count"]
+        if row["duration_max"] is not None:
+            duration_max = max(duration_max or 0, row["duration_max"])
+    values, method = _percentiles(window, runs=runs, counts=counts, duration_max=duration_max)
     finished = sum(by_status[s] for s in FINISHED_STATUSES)
     return {
         "runs": {
-            "total": row["total"],
+            "total": sum(by_status.values()),
             "by_status": by_status,
-            "by_trigger": {t: row[f"trigger_{t}"] for t in RunTrigger.values},
+            "by_trigger": by_trigger,
             "finished": finished,
             "failures": sum(by_status[s] for s in FAILURE_STATUSES),
             "success_rate": _rate(by_status[RunStatus.SUCCEEDED], finished),
         },
         "duration_ms": {
-            "count": row["duration_count"],
-            "median": _ms(row["duration_median"]),
-            "p95": _ms(row["duration_p95"]),
-            "max": _ms(row["duration_max"]),
+            "count": counts["duration"],
+            "median": _ms(values["duration"][0]),
+            "p95": _ms(values["duration"][1]),
+            "max": _ms(duration_max),
         },
         "start_delay_ms": {
-            "count": row["delay_count"],
-            "median": _ms(row["delay_median"]),
-            "p95": _ms(row["delay_p95"]),
+            "count": counts["delay"],
+            "median": _ms(values["delay"][0]),
+            "p95": _ms(values["delay"][1]),
         },
+        "percentiles": method,
     }
 
 
-def _buckets(runs, *, since, until, bucket) -> list[dict]:
+def _buckets(window, runs, *, since, until, bucket) -> list[dict]:
+    """Runs and failures per bucket: days and weeks from the rollups, hours from the runs."""
     starts = bucket_starts(since, until, bucket)
-    rows = (
-        runs.annotate(bucket=TRUNC[bucket]("queued_at", tzinfo=UTC))
-        .values("bucket")
-        .annotate(runs=Count("id"), failures=Count("id", filter=Q(status__in=FAILURE_STATUSES)))
-        .order_by("bucket")
-    )
-    found = {row["bucket"].astimezone(UTC): row for row in rows}
+    found: dict[datetime, dict] = {}
+    if bucket == "hour":
+        rows = (
+            runs.annotate(bucket=TRUNC[bucket]("queued_at", tzinfo=UTC))
+            .values("bucket")
+            .annotate(runs=Count("id"), failures=Count("id", filter=Q(status__in=FAILURE_STATUSES)))
+            .order_by("bucket")
+        )
+        found = {row["bucket"].astimezone(UTC): row for row in rows}
+    else:
+        groups = window.grouped("day", "status")
+        for (day, status), row in groups.items():
+            start = day_start(day)
+            if bucket == "week":
+                start -= timedelta(days=day.weekday())
+            into = found.setdefault(start, {"runs": 0, "failures": 0})
+            into["runs"] += row["runs"]
+            if status in FAILURE_STATUSES:
+                into["failures"] += row["runs"]
     return [
         {
             "start": _iso(start),
@@ -192,28 +242,39 @@ def _control_actions(*, agent, since, until) -> dict:
     }
 
 
-def _per_agent(runs) -> list[dict]:
-    rows = (
-        runs.values("agent__slug")
-        .annotate(
-            total=Count("id"),
-            succeeded=Count("id", filter=Q(status=RunStatus.SUCCEEDED)),
-            finished=Count("id", filter=Q(status__in=FINISHED_STATUSES)),
-            failures=Count("id", filter=Q(status__in=FAILURE_STATUSES)),
-            last_queued_at=Max("queued_at"),
+def _per_agent(window, *, since, until) -> list[dict]:
+    """Per agent: counts from the rollups, and the newest run from one index probe per agent."""
+    groups = window.grouped("agent_id", "status")
+    totals: dict[int, dict] = {}
+    for (agent_id, status), row in groups.items():
+        into = totals.setdefault(
+            agent_id, {"total": 0, "succeeded": 0, "finished": 0, "failures": 0}
         )
-        .order_by("agent__slug")
+        into["total"] += row["runs"]
+        into["succeeded"] += row["runs"] if status == RunStatus.SUCCEEDED else 0
+        into["finished"] += row["runs"] if status in FINISHED_STATUSES else 0
+        into["failures"] += row["runs"] if status in FAILURE_STATUSES else 0
+    newest = (
+        CycleRun.objects.filter(agent=OuterRef("pk"), queued_at__gte=since, queued_at__lt=until)
+        .order_by("-queued_at")
+        .values("queued_at")[:1]
+    )
+    agents = (
+        Agent.objects.filter(pk__in=[pk for pk, row in totals.items() if row["total"]])
+        .annotate(last_queued_at=Subquery(newest))
+        .values_list("pk", "slug", "last_queued_at")
+        .order_by("slug")
     )
     return [
         {
-            "agent": row["agent__slug"],
-            "runs": row["total"],
-            "succeeded": row["succeeded"],
-            "failures": row["failures"],
-            "success_rate": _rate(row["succeeded"], row["finished"]),
-            "last_queued_at": _iso(row["last_queued_at"]),
+            "agent": slug,
+            "runs": totals[pk]["total"],
+            "succeeded": totals[pk]["succeeded"],
+            "failures": totals[pk]["failures"],
+            "success_rate": _rate(totals[pk]["succeeded"], totals[pk]["finished"]),
+            "last_queued_at": _iso(last_queued_at),
         }
-        for row in rows
+        for pk, slug, last_queued_at in agents
     ]
 
 
@@ -244,12 +305,13 @@ def run_report(
     if until <= since:
         raise InvalidInput("until must be after since.", field="until")
     runs = runs_in_window(agent=agent, since=since, until=until)
-    buckets = _buckets(runs, since=since, until=until, bucket=bucket)
+    window = RollupWindow(agent=agent, since=since, until=until)
+    buckets = _buckets(window, runs, since=since, until=until, bucket=bucket)
     outputs, output_errors = report_outputs(agent, since, until)
     report = {
         "agent": agent.slug if agent is not None else None,
         "window": {"since": _iso(since), "until": _iso(until), "bucket": bucket},
-        **_run_stats(runs),
+        **_run_stats(window, runs),
         "buckets": buckets,
         "failures_by_type": _failures_by_type(runs),
         "reliability": _reliability(runs),
@@ -257,7 +319,7 @@ def run_report(
         "outputs": outputs,
     }
     if agent is None:
-        report["agents"] = _per_agent(runs)
+        report["agents"] = _per_agent(window, since=since, until=until)
     if output_errors:
         report["output_errors"] = output_errors
     return report

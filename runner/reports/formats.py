@@ -35,6 +35,15 @@ def _cell(value):
     return value
 
 
+def _estimate_note(report: dict) -> list[str]:
+    """A line saying the percentiles are estimates, and how close, when they are."""
+    method = report.get("percentiles") or {}
+    if method.get("method") != "histogram":
+        return []
+    error = method["max_relative_error"]
+    return [f"(median and p95 estimated from histograms, within {error:.2%} of the exact value)"]
+
+
 def report_rows(report: dict) -> list[tuple]:
     """Flatten the report to (section, item, metric, value) rows, in the report's own order."""
     rows = []
@@ -195,6 +204,7 @@ def report_table(report: dict) -> str:
                 ],
             ],
         ),
+        *_estimate_note(report),
         "",
     ]
     rel = report["reliability"]

@@ -2,8 +2,8 @@
 
 Percentiles are PostgreSQL's `percentile_cont`; on other databases (SQLite) each is two ordered
 `OFFSET` reads, interpolated exactly as `percentile_cont` does. Failure streaks and recovery
-times are one raw query with window functions (gaps and islands). Nothing here loads run rows
-into Python, so the cost follows the window, not the table.
+times are one raw query over the window's failures (gaps and islands). Nothing here loads run
+rows into Python, so the cost follows the window (or its failures), not the table.
 """
 
 from __future__ import annotations
@@ -11,8 +11,20 @@ from __future__ import annotations
 import math
 
 from django.db import connections
-from django.db.models import Aggregate, Case, FloatField, Func, IntegerField, Value, When
-from django.db.models.functions import Coalesce, TruncDay, TruncHour, TruncWeek
+from django.db.models import (
+    Aggregate,
+    Case,
+    F,
+    FloatField,
+    Func,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import Coalesce, RowNumber, TruncDay, TruncHour, TruncWeek
 
 from runner.models import FAILURE_STATUSES, RunStatus
 
@@ -129,64 +141,82 @@ def aggregate_with_percentiles(queryset, aggregates, measures) -> dict:
 
 
 RELIABILITY_SQL = """
-WITH seq AS (
-    SELECT agent_id, t, is_fail,
-           ROW_NUMBER() OVER w AS rn,
-           COALESCE(LAG(is_fail) OVER w, -1) AS prev_fail,
-           COALESCE(LEAD(is_fail) OVER w, -1) AS next_fail
-    FROM ({runs}) AS runs
-    WINDOW w AS (PARTITION BY agent_id ORDER BY queued_at, id)
+WITH f AS ({failures}),
+g AS (
+    SELECT agent_id, t, frn, nxt,
+           CASE WHEN LAG(nxt) OVER (PARTITION BY agent_id ORDER BY frn) = -1 THEN 1 ELSE 0 END
+               AS prev_fail
+    FROM f
 ),
 edges AS (
-    SELECT is_fail, next_fail, rn, t,
-           MAX(CASE WHEN is_fail = 1 AND prev_fail <> 1 THEN rn END) OVER e AS start_rn,
-           MAX(CASE WHEN is_fail = 1 AND prev_fail <> 1 THEN t END) OVER e AS start_t,
-           LEAD(t) OVER e AS next_edge_t
-    FROM seq
-    WHERE (is_fail = 1 AND (prev_fail <> 1 OR next_fail <> 1)) OR (is_fail = 0 AND prev_fail = 1)
-    WINDOW e AS (PARTITION BY agent_id ORDER BY rn ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    SELECT frn, nxt,
+           MAX(CASE WHEN prev_fail = 0 THEN frn END) OVER e AS start_rn,
+           MAX(CASE WHEN prev_fail = 0 THEN t END) OVER e AS start_t
+    FROM g
+    WHERE prev_fail = 0 OR nxt IS NULL OR nxt <> -1
+    WINDOW e AS (PARTITION BY agent_id ORDER BY frn ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ),
-streak_ends AS (SELECT * FROM edges WHERE is_fail = 1 AND next_fail <> 1),
-fails AS (
-    SELECT COUNT(*) AS n, MIN(t) AS first_t, MAX(t) AS last_t
-    FROM seq WHERE is_fail = 1 GROUP BY agent_id
-)
+streak_ends AS (SELECT * FROM edges WHERE nxt IS NULL OR nxt <> -1),
+fails AS (SELECT COUNT(*) AS n, MIN(t) AS first_t, MAX(t) AS last_t FROM f GROUP BY agent_id)
 SELECT
-    (SELECT MAX(rn - start_rn + 1) FROM streak_ends),
+    (SELECT MAX(frn - start_rn + 1) FROM streak_ends),
     (SELECT SUM(last_t - first_t) FROM fails),
     (SELECT SUM(n - 1) FROM fails),
-    (SELECT AVG(next_edge_t - start_t) FROM streak_ends WHERE next_fail = 0),
-    (SELECT COUNT(*) FROM streak_ends WHERE next_fail = 0)
+    (SELECT AVG(nxt - start_t) FROM streak_ends WHERE nxt <> -1),
+    (SELECT COUNT(*) FROM streak_ends WHERE nxt <> -1)
 """
 
 
 def failure_streaks(runs) -> tuple:
     """(longest streak, sum of gaps between failures, number of gaps, mean recovery seconds,
-    recoveries) over `runs`, in one query.
+    recoveries) over `runs`, in one query that reads the failures and one neighbour of each.
 
     The sequence is each agent's succeeded and failed (failed, timed_out, abandoned) runs in
     queue order (runs of one agent never overlap, so this is also start order); cancelled and
-    skipped runs neither break nor extend a streak. One sort numbers the sequence and looks at
-    each run's neighbours (LAG/LEAD); only the edges of failure streaks (first failure, last
-    failure, the success after it) go on to a second, small window that pairs each streak's end
-    with its start. Gaps are between consecutive failures of the same agent; a recovery runs
-    from the first failure of a streak to the start of the success that ended it (streaks still
-    open at the end of the window are not counted).
+    skipped runs neither break nor extend a streak. Failures are few, so rather than numbering
+    every run of the window, each failure looks up the run after it in that sequence (one
+    probe of the (agent, queued_at) index): `nxt` is -1 when that run failed too, its start
+    time when it succeeded, and null at the end of the window (times are seconds since 1970,
+    never -1). A failure whose predecessor failed is the one whose previous failure's `nxt` is
+    -1; so streaks, their lengths (failure numbers) and their ends follow from the failures
+    alone. Gaps are between consecutive failures of the same agent; a recovery runs from the
+    first failure of a streak to the start of the success that ended it (streaks still open at
+    the end of the window are not counted).
     """
-    sequence = (
-        runs.filter(status__in=[RunStatus.SUCCEEDED, *FAILURE_STATUSES])
+    moment = EpochSeconds(Coalesce("started_at", "queued_at"))
+    after = Q(queued_at__gt=OuterRef("queued_at")) | Q(
+        queued_at=OuterRef("queued_at"), id__gt=OuterRef("id")
+    )
+    following = (
+        runs.filter(
+            after,
+            agent_id=OuterRef("agent_id"),
+            status__in=[RunStatus.SUCCEEDED, *FAILURE_STATUSES],
+            queued_at__gte=OuterRef("queued_at"),
+        )
+        .order_by("queued_at", "id")
         .annotate(
-            t=EpochSeconds(Coalesce("started_at", "queued_at")),
-            is_fail=Case(
-                When(status__in=FAILURE_STATUSES, then=Value(1)),
-                default=Value(0),
-                output_field=IntegerField(),
+            nxt=Case(
+                When(status__in=FAILURE_STATUSES, then=Value(-1.0)),
+                default=moment,
+                output_field=FloatField(),
+            )
+        )
+        .values("nxt")[:1]
+    )
+    failures = (
+        runs.filter(status__in=FAILURE_STATUSES)
+        .annotate(
+            t=moment,
+            nxt=Subquery(following, output_field=FloatField()),
+            frn=Window(
+                RowNumber(), partition_by=[F("agent_id")], order_by=[F("queued_at"), F("id")]
             ),
         )
-        .values("agent_id", "id", "queued_at", "t", "is_fail")
+        .values("agent_id", "t", "nxt", "frn")
         .order_by()
     )
-    sql, params = sequence.query.sql_with_params()
-    with connections[sequence.db].cursor() as cursor:
-        cursor.execute(RELIABILITY_SQL.format(runs=sql), params)
+    sql, params = failures.query.sql_with_params()
+    with connections[failures.db].cursor() as cursor:
+        cursor.execute(RELIABILITY_SQL.format(failures=sql), params)
         return cursor.fetchone()

@@ -134,6 +134,7 @@ EXPECTED_ALPHA = {
     },
     "duration_ms": {"count": 7, "median": 3000.0, "p95": 7800.0, "max": 9000.0},
     "start_delay_ms": {"count": 4, "median": 5000.0, "p95": 9400.0},
+    "percentiles": {"method": "exact", "max_relative_error": 0.0},
     "buckets": [
         {"start": "2026-01-05T00:00:00Z", "runs": 4, "failures": 2},
         {"start": "2026-01-06T00:00:00Z", "runs": 2, "failures": 1},
