@@ -349,7 +349,7 @@ def drop_triggers(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("runner", "0008_budgets_and_config_versions")]
+    dependencies = [("runner", "0009_django_q_indexes")]
 
     operations = [
         migrations.CreateModel(
