@@ -16,11 +16,11 @@ from collections.abc import Mapping
 
 from django.core.exceptions import SuspiciousOperation
 from django.http import QueryDict
-from rest_framework.exceptions import APIException, ParseError
+from rest_framework.exceptions import APIException, NotFound, ParseError
 
 from runner import services
 from runner.actors import Actor
-from runner.errors import InvalidInput, RunnerError
+from runner.errors import AgentNotFound, InvalidInput, RunnerError
 from runner.models import Agent, AuditSource
 from runner.validation import INTERVAL_MESSAGE
 
@@ -135,24 +135,31 @@ def find_agent(slug):
     return Agent.objects.filter(slug=slug).first() if isinstance(slug, str) else None
 
 
-def control_request(request, *, agent, action, fields, call, on_error):
+def control_request(request, *, agent, action, fields, call, on_error, not_found=NotFound):
     """Read the body (only `fields`), then `call(body=, reason=, actor=)` -> Response.
 
-    Shape errors are audited here and handed to `on_error` as InvalidInput; the services' own
-    refusals (already audited) are handed to it as they come.
+    `agent` is the slug the request names (the service finds and locks the agent in one query),
+    or an Agent. Shape errors are audited here and handed to `on_error` as InvalidInput; the
+    services' own refusals (already audited) are handed to it as they come. An unknown agent
+    raises `not_found()`, which the views' refusal mixin audits.
     """
     try:
         body = read_body(request, fields)
         reason = read_reason(body)
         return call(body=body, reason=reason, actor=actor_for(request))
     except ControlInputError as exc:
+        target = find_agent(agent) if isinstance(agent, str) else agent
+        if target is None:
+            raise not_found() from None
         refuse(
             request,
-            agent=agent,
+            agent=target,
             action=action,
             message=exc.message,
             reason=reason_for_audit(request),
         )
         return on_error(InvalidInput(exc.message, field=exc.field))
+    except AgentNotFound:
+        raise not_found() from None
     except RunnerError as exc:
         return on_error(exc)

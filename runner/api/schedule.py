@@ -141,4 +141,4 @@ class ScheduleActionsMixin:
                 CycleRunSerializer(runs, many=True).data, status=status.HTTP_202_ACCEPTED
             )
 
-        return self._control(request, fields={"from", "to", "reason"}, call=call)
+        return self._control(request, fields={"from", "to", "reason"}, call=call, read_first=True)

@@ -106,23 +106,29 @@ class SeedAgentView(AuditedRefusalMixin, APIView):
     def default_agent(self):
         agent = find_agent(conf.RUNNER_DEFAULT_AGENT)
         if agent is None:
-            raise NotFound(
-                f"The default agent {conf.RUNNER_DEFAULT_AGENT!r} does not exist "
-                "(run `python manage.py migrate`, or set RUNNER_DEFAULT_AGENT)."
-            )
+            raise self.missing()
         return agent
 
+    @staticmethod
+    def missing():
+        return NotFound(
+            f"The default agent {conf.RUNNER_DEFAULT_AGENT!r} does not exist "
+            "(run `python manage.py migrate`, or set RUNNER_DEFAULT_AGENT)."
+        )
+
     def control(self, request, respond):
-        """The shared control ladder (runner.api.control) on the default agent; every refusal
-        answers 400 in the seed's shape."""
-        agent = self.default_agent()
+        """The shared control ladder (runner.api.control) on the default agent, named by its slug
+        (the service locks and reads it in one query); every refusal answers 400 in the seed's
+        shape."""
+        slug = conf.RUNNER_DEFAULT_AGENT
         return control_request(
             request,
-            agent=agent,
+            agent=slug,
             action=self.audit_as,
             fields=self.body_fields,
-            call=lambda **inputs: respond(agent=agent, **inputs),
+            call=lambda **inputs: respond(agent=slug, **inputs),
             on_error=seed_error,
+            not_found=self.missing,
         )
 
 

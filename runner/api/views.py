@@ -208,9 +208,13 @@ class AgentViewSet(AuditedRefusalMixin, ScheduleActionsMixin, viewsets.ModelView
 
     # --- control ----------------------------------------------------------------------------
 
-    def _control(self, request, *, fields, call):
-        """The shared control ladder (runner.api.control) on this agent, with the API's errors."""
-        agent = self.get_object()
+    def _control(self, request, *, fields, call, read_first=False):
+        """The shared control ladder (runner.api.control) on this agent, with the API's errors.
+
+        The agent is named by its slug, which the service locks and reads in one query; with
+        `read_first`, `call` gets the Agent read beforehand (for a service that checks its input
+        against the agent before it takes the lock)."""
+        agent = self.get_object() if read_first else self.kwargs[self.lookup_field]
         return control_request(
             request,
             agent=agent,

@@ -9,6 +9,7 @@ One module per concern:
   leases         the one reaper of expired leases and stale queued runs
   outcomes       settling a run: counters and the circuit breaker
   state          saving an agent's state together with its schedule row
+  schedule_rows  that schedule row in one statement; a due cycle's task row in the same transaction
   policies       retries with backoff, what starts when a run ends (run policies that write)
   backfill       queueing the slots of a past range as `backfill` runs
   versions       one numbered configuration version per applied configuration change

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from runner.actors import Actor
-from runner.errors import InvalidInput, RunnerError
+from runner.errors import AgentNotFound, InvalidInput, RunnerError
 from runner.models import Agent, AuditEvent, AuditOutcome, CycleRun
 from runner.services.state import copy_agent
 from runner.services.versions import is_configuration_change, record_version
@@ -76,25 +76,35 @@ class Change:
     restored_from: int | None = None  # the configuration version a restore brought back
 
 
+def lock_agent(agent) -> Agent:
+    """Lock the agent's row for this transaction and read it: `agent` is an Agent, or a slug
+    (found and locked in one query; AgentNotFound when no agent has it)."""
+    rows = Agent.objects.select_for_update()
+    if not isinstance(agent, str):
+        return rows.get(pk=agent.pk)
+    locked = rows.filter(slug=agent).first()
+    if locked is None:
+        raise AgentNotFound(f"No agent with slug {agent!r}")
+    return locked
+
+
 def audited(*, agent, action, actor: Actor, reason, now, apply):
     """Lock the agent, apply one request and record its event; refusals are recorded, then raised.
 
-    `apply(locked_agent, change)` checks the request and writes its effect; it raises a
-    RunnerError before writing anything when it refuses, and may set `change.record = False`
-    when it had nothing to do. Returns `change.result` or the agent.
+    `agent` is an Agent, or its slug (then the lock is the only read of it). `apply(locked_agent,
+    change)` checks the request and writes its effect; it raises a RunnerError before writing
+    anything when it refuses, and may set `change.record = False` when it had nothing to do.
+    Returns `change.result`, else the agent (the caller's instance, brought up to date).
     """
     now = now or timezone.now()
-    try:
-        reason = parse_reason(reason)
-    except InvalidInput as exc:
-        refuse(agent=agent, action=action, actor=actor, now=now, error=exc, reason="")
-        raise
     refusal = None
     with transaction.atomic():
-        locked = Agent.objects.select_for_update().get(pk=agent.pk)
+        locked = lock_agent(agent)
         before = locked.state
         change = Change()
+        checked_reason = ""
         try:
+            checked_reason = parse_reason(reason)
             apply(locked, change)
         except RunnerError as exc:
             exc.state = exc.state or before
@@ -104,7 +114,7 @@ def audited(*, agent, action, actor: Actor, reason, now, apply):
                 action=action,
                 actor=actor,
                 now=now,
-                reason=reason,
+                reason=checked_reason,
                 message=exc.message,
             )
         if refusal is None and change.record:
@@ -117,7 +127,7 @@ def audited(*, agent, action, actor: Actor, reason, now, apply):
                 state_before=before,
                 state_after=locked.state,
                 changes=change.changes,
-                reason=reason,
+                reason=checked_reason,
             )
             if is_configuration_change(change.changes):
                 record_version(locked, event, restored_from=change.restored_from)
@@ -126,6 +136,8 @@ def audited(*, agent, action, actor: Actor, reason, now, apply):
                 change.result.control_event = event
     if refusal is not None:
         raise refusal
+    if isinstance(agent, str):
+        return change.result if change.result is not None else locked
     copy_agent(agent, locked)
     return change.result if change.result is not None else agent
 

@@ -1,7 +1,8 @@
 """Control transitions: start, stop, pause, resume, run once and set the interval.
 
-Each makes one audited request (see `audit.audited`): lock the agent, check the transition
-against the state machine, apply it, record the event. `allowed_controls` tells interfaces which
+Each makes one audited request (see `audit.audited`): lock the agent (given as an Agent or by
+its slug), check the input and the transition against the state machine, apply it, record the
+event, all in one transaction. `allowed_controls` tells interfaces which
 of them would be applied right now, by the same rules, so no interface re-implements them.
 """
 
@@ -28,7 +29,7 @@ from runner.models import (
     RunTrigger,
 )
 from runner.services import policies
-from runner.services.audit import audited, checked, record_event
+from runner.services.audit import audited, record_event
 from runner.services.state import save_state
 from runner.validation import parse_interval, parse_parameter_overrides, parse_until
 
@@ -96,8 +97,9 @@ def agent_start(*, agent, actor: Actor, reason="", now=None):
         locked.consecutive_failures = 0
         locked.next_run = now
         locked.paused_next_run = None
-        save_state(locked, "state", "consecutive_failures", "next_run", "paused_next_run")
-        scheduling.enqueue_scheduled_cycle(locked)
+        save_state(
+            locked, "state", "consecutive_failures", "next_run", "paused_next_run", queue_due=True
+        )
 
     return audited(
         agent=agent, action=AuditAction.START, actor=actor, reason=reason, now=now, apply=apply
@@ -129,23 +131,16 @@ def agent_pause(*, agent, actor: Actor, reason="", until=None, now=None):
     """running -> paused; no new cycles, an in-flight cycle finishes. With `until` (a datetime,
     an ISO string or a duration such as "2h") the runner resumes by itself then."""
     now = now or timezone.now()
-    until = checked(
-        lambda: parse_until(until, now=now),
-        agent=agent,
-        action=AuditAction.PAUSE,
-        actor=actor,
-        now=now,
-        reason=reason,
-    )
 
     def apply(locked, change):
+        ends = parse_until(until, now=now)
         _require(locked, AuditAction.PAUSE)
         locked.state = AgentState.PAUSED
         locked.paused_next_run = locked.next_run
         locked.next_run = None
-        locked.paused_until = until
-        if until is not None:
-            change.changes = {"paused_until": {"before": None, "after": until.isoformat()}}
+        locked.paused_until = ends
+        if ends is not None:
+            change.changes = {"paused_until": {"before": None, "after": ends.isoformat()}}
         save_state(locked, "state", "next_run", "paused_next_run", "paused_until")
 
     return audited(
@@ -172,9 +167,14 @@ def _resume(locked, now):
     locked.next_run = held if held is not None and held > now else now
     locked.paused_next_run = None
     locked.paused_until = None
-    save_state(locked, "state", "next_run", "paused_next_run", "paused_until")
-    if locked.next_run <= now:
-        scheduling.enqueue_scheduled_cycle(locked)
+    save_state(
+        locked,
+        "state",
+        "next_run",
+        "paused_next_run",
+        "paused_until",
+        queue_due=locked.next_run <= now,
+    )
 
 
 def resume_expired_pauses(*, now=None) -> int:
@@ -257,16 +257,9 @@ def agent_run_once(
     are kept on the run, its configuration snapshot and the audit event.
     """
     now = now or timezone.now()
-    overrides = checked(
-        lambda: parse_parameter_overrides(agent, parameters),
-        agent=agent,
-        action=AuditAction.RUN_ONCE,
-        actor=actor,
-        now=now,
-        reason=reason,
-    )
 
     def apply(locked, change):
+        overrides = parse_parameter_overrides(locked, parameters)
         in_flight = cycle_in_flight(locked, now=now)
         if in_flight is not None:
             raise TransitionRefused(
@@ -296,16 +289,9 @@ def agent_run_once(
 def agent_set_interval(*, agent, interval_minutes, actor: Actor, reason="", now=None):
     """Any state; 1..10080 minutes; the next run is recomputed from the last start, never past."""
     now = now or timezone.now()
-    minutes = checked(
-        lambda: parse_interval(interval_minutes),
-        agent=agent,
-        action=AuditAction.SET_INTERVAL,
-        actor=actor,
-        now=now,
-        reason=reason,
-    )
 
     def apply(locked, change):
+        minutes = parse_interval(interval_minutes)
         before = locked.interval_minutes
         locked.interval_minutes = minutes
         change.changes = {"interval_minutes": {"before": before, "after": minutes}}
