@@ -27,6 +27,7 @@ from django_q.tasks import async_task
 from runner import schedules, slots
 from runner.conf import conf
 from runner.models import Agent, AgentState, CycleRun, RunStatus, RunTrigger
+from runner.task_batch import TaskBatch
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ def dispatch_due_slots(*, now=None) -> list[tuple[int, datetime]]:
     dispatchers and django-q2's scheduler never send one slot twice. The tasks are queued in that
     same transaction: with the ORM broker a worker sees them when the batch commits; with Redis
     they are sent before commit, so a failed commit leaves at worst a duplicate, a no-op claim.
+    The tasks go to the broker together (runner.task_batch: one INSERT on the ORM broker).
     """
     now = now or timezone.now()
     due = list(
@@ -173,7 +175,7 @@ def dispatch_due_slots(*, now=None) -> list[tuple[int, datetime]]:
             if agent is not None
             else slots.next_slot_after(slot, minutes, now),
         )
-    sent = []
+    sent, batch = [], TaskBatch()
     with transaction.atomic():
         taken = _take_slots(moves)
         for pk, name, args, slot, _minutes, kwargs in due:
@@ -181,10 +183,11 @@ def dispatch_due_slots(*, now=None) -> list[tuple[int, datetime]]:
                 continue  # another dispatcher or django-q2's scheduler sent it first
             options = ast.literal_eval(kwargs).get("q_options", {}) if kwargs else {}
             agent_id = int(args)
-            async_task(
+            batch.add(
                 SCHEDULED_TASK, agent_id, slot=slot.isoformat(), group=name, q_options=options
             )
             sent.append((agent_id, slot))
+        batch.flush()  # one INSERT of every task on the ORM broker
     return sent
 
 
