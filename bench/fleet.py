@@ -9,8 +9,9 @@ For each size N it starts one `manage.py qcluster` (2 workers) and one `manage.p
 as real subprocesses on a fresh PostgreSQL database, gives N no-op agents a 1-minute interval with
 their first slots spread evenly over a minute (as agents started at different times are), and
 runs them for `--minutes`. It prints slot -> start p50/p95/max, how many slots ran, how many were
-recorded as skipped (with their reasons) and how many were lost (no record), and the CPU of the
-cluster's process tree (from /proc) and of the dispatcher. The burst case gives `--burst` agents
+recorded as skipped (with their reasons) and how many had no record when the run ended (still
+queued behind the others: "lost" in --json), and the CPU of the cluster's process tree (from
+/proc) and of the dispatcher. The burst case gives `--burst` agents
 the same slot and reports when the last one started.
 
 Baseline, in the same run and on the same broker and cluster: plain django-q2 no-op tasks queued
@@ -116,7 +117,8 @@ def fresh_database(template_url, size_url):
 
 
 def start_processes(env, logs, label, *, dispatcher):
-    procs = [Process([sys.executable, "manage.py", "qcluster"], env, logs / f"{label}-q.log")]
+    qlog = logs / f"{label}-{'runner' if dispatcher else 'plain'}-q.log"
+    procs = [Process([sys.executable, "manage.py", "qcluster"], env, qlog)]
     if dispatcher:
         procs.append(
             Process([sys.executable, "manage.py", "rundispatcher"], env, logs / f"{label}-d.log")
@@ -165,6 +167,19 @@ def create_fleet(count, lead, spread):
     return list(Agent.objects.filter(slug__startswith="fleet-").order_by("next_run"))
 
 
+def retire_fleet():
+    """Stop the fleet without a trace in the broker, so django-q2's own scheduler does not send
+    its slots into the baseline that follows on the same database."""
+    from django_q.models import OrmQ, Schedule
+
+    from runner import scheduling
+    from runner.models import Agent, AgentState
+
+    Schedule.objects.filter(name__startswith=scheduling.SCHEDULE_PREFIX).delete()
+    Agent.objects.filter(slug__startswith="fleet-").update(state=AgentState.STOPPED, next_run=None)
+    OrmQ.objects.all().delete()
+
+
 def expected_slots(agents, until):
     pairs = set()
     for agent in agents:
@@ -196,6 +211,7 @@ def run_fleet(env, logs, label, count, spread, seconds):
         stop_all(procs)
         for c in cpu:
             c.stop()
+    retire_fleet()
     until = first + timedelta(seconds=seconds - SETTLE_SECONDS)
     wanted = expected_slots(agents, until)
     runs = {
@@ -284,7 +300,7 @@ def report(label, runner, plain):
     print(
         f"{label:<22} runner: slot->start p50 {runner['p50']:.2f} / p95 {runner['p95']:.2f} / "
         f"max {runner['max']:.2f} s; {runner['ran']} of {runner['slots']} slots ran, "
-        f"{runner['skipped']} skipped, {runner['lost']} lost; cluster CPU "
+        f"{runner['skipped']} skipped, {runner['lost']} without a record at the end; cluster CPU "
         f"{runner['cluster_cpu']:.0%} of a core, dispatcher {runner['dispatcher_cpu']:.0%}",
         flush=True,
     )
