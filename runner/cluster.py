@@ -36,7 +36,7 @@ gate only stops taking tasks as soon as the pusher has been asked to stop.
 from __future__ import annotations
 
 import time
-from multiprocessing import Value
+from multiprocessing import Condition, Value
 
 from django_q.conf import Conf
 from django_q.pusher import pusher
@@ -45,16 +45,20 @@ from django_q.worker import worker
 from runner import shutdown
 from runner.cluster_stop import GracefulCluster, GracefulSentinel
 
-# How often a pusher with no free worker looks again (the broker's own poll is 0.2 s).
+# How often a stopping pusher looks at its stop event (the broker's own poll is 0.2 s).
 GATE_POLL_SECONDS = 0.02
 
 
 class _Wrapper:
-    """Holds the wrapped queue or broker and the shared count; the rest goes to the wrapped one."""
+    """Holds the wrapped queue or broker and the shared count; the rest goes to the wrapped one.
 
-    def __init__(self, inner, free):
+    `free` is a shared integer and `changed` a Condition on its lock, so the pusher sleeps until
+    a worker comes free instead of looking again every few milliseconds."""
+
+    def __init__(self, inner, free, changed):
         self._inner = inner
         self._free = free
+        self._changed = changed
 
     def __getattr__(self, name):
         if name.startswith("_"):  # not set yet (unpickling): no recursion into _inner
@@ -66,16 +70,17 @@ class _WorkerEnd(_Wrapper):
     """A worker's end of the task queue: counts the worker as free while it waits in get()."""
 
     def get(self, *args, **kwargs):
-        with self._free.get_lock():
+        with self._changed:
             self._free.value += 1
+            self._changed.notify_all()
         return self._inner.get(*args, **kwargs)
 
 
 class _PusherEnd(_Wrapper):
     """The pusher's end of the task queue: each hand-over uses up one free worker."""
 
-    def __init__(self, inner, free, workers):
-        super().__init__(inner, free)
+    def __init__(self, inner, free, changed, workers):
+        super().__init__(inner, free, changed)
         self._workers = workers
 
     def put(self, *args, **kwargs):
@@ -88,19 +93,18 @@ class _PusherEnd(_Wrapper):
 class _GatedBroker(_Wrapper):
     """The pusher's broker: `dequeue()` asks the real broker only while a worker is free.
 
-    With no free worker it returns nothing after the broker's poll interval, so the pusher
-    loop checks its stop event as it does after an empty dequeue.
+    With no free worker it waits for one (woken by the worker's get()) at most the broker's poll
+    interval, then returns nothing, so the pusher loop checks its stop event as it does after an
+    empty dequeue.
     """
 
     def dequeue(self):
         if shutdown.requested():  # SIGTERM: take nothing more, let the Sentinel stop us
             time.sleep(GATE_POLL_SECONDS)
             return None
-        deadline = time.monotonic() + Conf.POLL
-        while self._free.value <= 0:
-            if time.monotonic() >= deadline:
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._free.value > 0, timeout=Conf.POLL):
                 return None
-            time.sleep(GATE_POLL_SECONDS)
         return self._inner.dequeue()
 
 
@@ -110,20 +114,21 @@ class GatedSentinel(GracefulSentinel):
     def __init__(self, *args, **kwargs):
         # Made before the Sentinel forks its workers and pusher, which all share it.
         self.free = Value("i", 0)
+        self.free_changed = Condition(self.free.get_lock())
         super().__init__(*args, **kwargs)
 
     def spawn_pusher(self):
         return self.spawn_process(
             pusher,
-            _PusherEnd(self.task_queue, self.free, self.pool_size),
+            _PusherEnd(self.task_queue, self.free, self.free_changed, self.pool_size),
             self.event_out,
-            _GatedBroker(self.broker, self.free),
+            _GatedBroker(self.broker, self.free, self.free_changed),
         )
 
     def spawn_worker(self):
         self.spawn_process(
             worker,
-            _WorkerEnd(self.task_queue, self.free),
+            _WorkerEnd(self.task_queue, self.free, self.free_changed),
             self.result_queue,
             Value("f", -1),
             self.timeout,

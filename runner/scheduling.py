@@ -17,7 +17,7 @@ import ast
 import logging
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -27,6 +27,7 @@ from django_q.tasks import async_task
 from runner import schedules, slots
 from runner.conf import conf
 from runner.models import Agent, AgentState, CycleRun, RunStatus, RunTrigger
+from runner.task_batch import TaskBatch
 
 logger = logging.getLogger(__name__)
 
@@ -153,11 +154,13 @@ def agent_schedules():
 def dispatch_due_slots(*, now=None) -> list[tuple[int, datetime]]:
     """Queue every agent slot that is due now; returns the (agent id, slot) pairs this call sent.
 
-    Each slot is taken with a conditional update of its Schedule row (`next_run` still equal to
-    the slot), the same claim django-q2's ORM broker uses for tasks, so several dispatchers and
-    django-q2's scheduler never send one slot twice. With the ORM broker the task row is written
-    in that same transaction; with Redis it is sent before commit, so a failed commit leaves at
-    worst a duplicate, which the claim turns into a no-op.
+    One query finds the due rows; one conditional UPDATE moves each of them on to its following
+    fire time, but only where `next_run` still equals the slot that was read, and returns the rows
+    it moved (the claim django-q2's ORM broker uses for tasks, for a whole batch). So several
+    dispatchers and django-q2's scheduler never send one slot twice. The tasks are queued in that
+    same transaction: with the ORM broker a worker sees them when the batch commits; with Redis
+    they are sent before commit, so a failed commit leaves at worst a duplicate, a no-op claim.
+    The tasks go to the broker together (runner.task_batch: one INSERT on the ORM broker).
     """
     now = now or timezone.now()
     due = list(
@@ -165,30 +168,57 @@ def dispatch_due_slots(*, now=None) -> list[tuple[int, datetime]]:
         .filter(next_run__lte=now)
         .values_list("pk", "name", "args", "next_run", "minutes", "kwargs")
     )
+    if not due:
+        return []
     timing = _schedule_timing({int(row[2]) for row in due})
-    sent = []
-    for pk, name, args, slot, minutes, kwargs in due:
-        options = ast.literal_eval(kwargs).get("q_options", {}) if kwargs else {}
+    moves = {}
+    for pk, _name, args, slot, minutes, _kwargs in due:
         agent = timing.get(int(args))
-        following = (
+        moves[pk] = (
+            slot,
             following_fire(agent, slot, now)
             if agent is not None
-            else slots.next_slot_after(slot, minutes, now)
+            else slots.next_slot_after(slot, minutes, now),
         )
-        with transaction.atomic():
-            taken = Schedule.objects.filter(pk=pk, next_run=slot).update(next_run=following)
-            if taken:
-                agent_id = int(args)
-                task_id = async_task(
-                    SCHEDULED_TASK,
-                    agent_id,
-                    slot=slot.isoformat(),
-                    group=name,
-                    q_options=options,
-                )
-                Schedule.objects.filter(pk=pk).update(task=task_id)
-                sent.append((agent_id, slot))
+    sent, batch = [], TaskBatch()
+    with transaction.atomic():
+        taken = _take_slots(moves)
+        for pk, name, args, slot, _minutes, kwargs in due:
+            if pk not in taken:
+                continue  # another dispatcher or django-q2's scheduler sent it first
+            options = ast.literal_eval(kwargs).get("q_options", {}) if kwargs else {}
+            agent_id = int(args)
+            batch.add(
+                SCHEDULED_TASK, agent_id, slot=slot.isoformat(), group=name, q_options=options
+            )
+            sent.append((agent_id, slot))
+        batch.flush()  # one INSERT of every task on the ORM broker
     return sent
+
+
+def _take_slots(moves: dict) -> set:
+    """One conditional UPDATE of the due Schedule rows: each row whose `next_run` still equals
+    the slot read moves on to its following fire time. Returns the ids of the rows it moved.
+
+    Raw SQL for its RETURNING (PostgreSQL, and SQLite since 3.35), which Django's update() lacks;
+    the datetimes are adapted as the ORM stores them, so equality holds on SQLite's text too."""
+    adapt, quote = connection.ops.adapt_datetimefield_value, connection.ops.quote_name
+    table = quote(Schedule._meta.db_table)
+    pk_column = quote(Schedule._meta.pk.column)
+    next_run = quote(Schedule._meta.get_field("next_run").column)
+    cases, matches, params_set, params_where = [], [], [], []
+    for pk, (slot, following) in moves.items():
+        cases.append("WHEN %s THEN %s")
+        params_set += [pk, adapt(following)]
+        matches.append(f"({pk_column} = %s AND {next_run} = %s)")
+        params_where += [pk, adapt(slot)]
+    sql = (
+        f"UPDATE {table} SET {next_run} = CASE {pk_column} {' '.join(cases)} END "
+        f"WHERE {' OR '.join(matches)} RETURNING {pk_column}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params_set + params_where)
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _schedule_timing(agent_ids) -> dict:

@@ -137,6 +137,48 @@ def test_each_due_slot_is_dispatched_once_by_any_number_of_dispatchers_and_djang
     assert schedule_of(agent).next_run == slot + timedelta(minutes=60)
 
 
+def test_a_pass_sends_every_due_slot_in_one_batch_and_leaves_the_rest(
+    django_assert_max_num_queries,
+):
+    now = timezone.now()
+    due, later = [], []
+    for i in range(5):
+        agent = AgentFactory(state=AgentState.RUNNING, interval_minutes=1)
+        agent.next_run = now - timedelta(seconds=i) if i < 4 else now + timedelta(seconds=30)
+        agent.save()
+        scheduling.sync_schedule(agent)
+        (due if i < 4 else later).append(agent)
+
+    # find the due rows and the agents' timing, take them in one UPDATE, queue them in one INSERT
+    with django_assert_max_num_queries(4 + 2):  # + savepoint/transaction control
+        sent = scheduling.dispatch_due_slots(now=now)
+    assert sorted(sent) == sorted((agent.pk, agent.next_run) for agent in due)
+    assert len(queued_tasks()) == len(due)
+    for agent in due:
+        assert schedule_of(agent).next_run == agent.next_run + timedelta(minutes=1)
+    assert schedule_of(later[0]).next_run == later[0].next_run
+
+
+def test_a_slot_another_dispatcher_took_between_the_read_and_the_update_is_not_sent_again():
+    now = timezone.now()
+    agents = []
+    for _ in range(2):
+        agent = AgentFactory(state=AgentState.RUNNING, interval_minutes=1)
+        agent.next_run = now - timedelta(seconds=1)
+        agent.save()
+        scheduling.sync_schedule(agent)
+        agents.append(agent)
+    first, second = (schedule_of(agent) for agent in agents)
+    following = now + timedelta(seconds=59)
+    Schedule.objects.filter(pk=first.pk).update(next_run=following)  # the other one was faster
+
+    taken = scheduling._take_slots(
+        {first.pk: (first.next_run, following), second.pk: (second.next_run, following)}
+    )
+    assert taken == {second.pk}
+    assert schedule_of(agents[1]).next_run == following
+
+
 def test_django_q_scheduler_alone_runs_the_slot_it_was_given(monkeypatch, q_scheduler):
     """The durable backstop: with no dispatcher, django-q2's own pass runs the slot."""
     monkeypatch.setattr(Conf, "SYNC", True)

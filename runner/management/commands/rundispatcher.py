@@ -42,17 +42,21 @@ class Command(BaseCommand):
         housekeeping_every = max(conf.RUNNER_LEASE_SECONDS / 3, 1.0)
         overdue_grace = max(conf.RUNNER_LEASE_SECONDS, 5)
         resent: set = set()
-        last_housekeeping = 0.0
+        last_housekeeping = last_upkeep = 0.0
         self.stdout.write(f"dispatcher running (poll {poll}s)")
         while not stopping.is_set():
             try:
                 close_old_connections()
-                services.resume_expired_pauses()  # a pause with an end ends on time
+                # Ended pauses and due retries once a poll; due slots at every wake, which with a
+                # fleet of agents comes many times a second.
+                if time.monotonic() - last_upkeep >= poll:
+                    last_upkeep = time.monotonic()
+                    services.resume_expired_pauses()  # a pause with an end ends on time
+                    for run_id in policies.dispatch_due_retries():  # backoff over
+                        self.stdout.write(f"queued retry run {run_id}")
                 for agent_id, slot in scheduling.dispatch_due_slots():
                     resent.add((agent_id, slot))
                     self.stdout.write(f"queued agent {agent_id} slot {slot.isoformat()}")
-                for run_id in policies.dispatch_due_retries():  # retries whose backoff is over
-                    self.stdout.write(f"queued retry run {run_id}")
                 if time.monotonic() - last_housekeeping >= housekeeping_every:
                     last_housekeeping = time.monotonic()
                     scheduling.redispatch_overdue(grace_seconds=overdue_grace, already_sent=resent)
@@ -65,5 +69,6 @@ class Command(BaseCommand):
                 wait = poll
             if once:
                 break
-            stopping.wait(poll if wait is None else min(wait, poll))
+            upkeep_due = max(last_upkeep + poll - time.monotonic(), 0.0)
+            stopping.wait(upkeep_due if wait is None else min(wait, upkeep_due))
         self.stdout.write("dispatcher stopped")
