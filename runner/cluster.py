@@ -24,10 +24,16 @@ dispatcher resending unclaimed slots would only add copies for busy clusters to 
 Robustness: the gate only delays `dequeue()`; every task taken is handed over as before, so
 none is dropped. `free` never counts fewer waiting workers than there are (it rises before a
 worker waits and falls only after a hand-over), so a cluster with a free worker always takes
-work. It counts one too many if a worker is killed while it waits, or the pusher between a
-hand-over and its decrement. That cluster may then take one task ahead, as django-q2 always
+work. It counts one too many if a worker is killed while it waits, or leaves (recycled, killed)
+after an early release, or the pusher is killed between a hand-over and its decrement. That cluster may then take one task ahead, as django-q2 always
 did, until a hand-over finds more free workers than the pool has and drops the extra count.
 With the ORM broker's `bulk` above 1 the rest of a batch is held as before (we keep 1).
+
+Early release: a cycle that has run its agent and only has its result left to record calls
+`release_worker_early()`, which counts its worker as free a few milliseconds before it calls
+`get()`, so the pusher's broker round trip overlaps that recording instead of following it (the
+hand-over was a quarter of a busy worker's time). The worker's next `get()` then does not count
+it again. The task taken for it waits in this cluster's queue only while the result is written.
 
 Stopping (SIGTERM, within a grace period, no cycle left `running`) is runner.cluster_stop's; the
 gate only stops taking tasks as soon as the pusher has been asked to stop.
@@ -66,14 +72,40 @@ class _Wrapper:
         return getattr(self._inner, name)
 
 
+# This worker process's end of the task queue (set at its first get()), for release_worker_early.
+_this_worker = None
+
+
 class _WorkerEnd(_Wrapper):
     """A worker's end of the task queue: counts the worker as free while it waits in get()."""
 
+    _released = False  # counted as free early by release_worker_early(), not yet in get()
+
     def get(self, *args, **kwargs):
+        global _this_worker
+        _this_worker = self
+        if self._released:
+            self._released = False  # already counted
+        else:
+            self._count_free()
+        return self._inner.get(*args, **kwargs)
+
+    def release_early(self):
+        if not self._released:
+            self._released = True
+            self._count_free()
+
+    def _count_free(self):
         with self._changed:
             self._free.value += 1
             self._changed.notify_all()
-        return self._inner.get(*args, **kwargs)
+
+
+def release_worker_early():
+    """Count this worker as free now: its task has only its result left to record. A no-op
+    outside a gated cluster's worker (tests, `runagent --once`, the web process)."""
+    if _this_worker is not None:
+        _this_worker.release_early()
 
 
 class _PusherEnd(_Wrapper):

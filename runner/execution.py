@@ -21,7 +21,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from django.utils import timezone
 from django_q.exceptions import TimeoutException
 
-from runner import logs, registry, shutdown
+from runner import cluster, logs, registry, shutdown
 from runner.budget_usage import allowance_for
 from runner.conf import conf
 from runner.errors import AgentLoadError, CycleCancelled, CycleStop, LeaseLost
@@ -207,6 +207,7 @@ def _execute_claim(claim):
     finally:
         heartbeat.stop()
     outcome.log_lines = log.stored_lines()
+    cluster.release_worker_early()  # only the result is left to write: take the next task now
     written = _finish(run.pk, claim.token, outcome, run=run)
     if not written:
         logger.warning(

@@ -163,7 +163,7 @@ def _scheduled_claim_facts():
     versions = AgentConfigVersion.objects.filter(agent=OuterRef("pk")).order_by("-number")
     name = Concat(Value(scheduling.SCHEDULE_PREFIX), Cast(OuterRef("pk"), CharField()))
     schedule = Schedule.objects.filter(name=name).order_by()
-    return Agent.objects.annotate(
+    return Agent.objects.order_by().annotate(  # order_by(): no sort of the one locked row
         running_run_id=Subquery(running.order_by().values("pk")[:1]),
         previous_finished_at=Subquery(previous.order_by("-finished_at").values("finished_at")[:1]),
         current_version_id=Subquery(versions.values("pk")[:1]),
@@ -381,9 +381,15 @@ def cycle_finish(*, run_id, token, outcome: Outcome, now=None, run=None) -> bool
 
 def _waiting_runs(now):
     """The agent's retry and backfill runs whose turn has come (what policies.after_run sends)."""
+    return _queued_policy_runs().filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+
+
+@functools.cache
+def _queued_policy_runs():
+    """The agent's queued retry and backfill runs, built once per process (filters clone it)."""
     return CycleRun.objects.filter(
         policies.POLICY_RUN, agent=OuterRef("pk"), status=RunStatus.QUEUED
-    ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+    ).order_by()
 
 
 def _after_own_run(agent, *, now):
