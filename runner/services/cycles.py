@@ -11,7 +11,6 @@ The partial unique index on running runs and unique (agent, slot) back this on e
 
 from __future__ import annotations
 
-import functools
 import time
 from datetime import timedelta
 
@@ -22,6 +21,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from runner import policy_rules, schedules, scheduling
+from runner.compiled_sql import CompiledRead, update_row
 from runner.conf import conf
 from runner.errors import ClaimRefused, CycleCancelled, CycleDeadlineExceeded, LeaseLost
 from runner.models import Agent, AgentConfigVersion, AgentState, CycleRun, RunStatus, RunTrigger
@@ -37,12 +37,12 @@ CLAIM_LOCK_ATTEMPTS = 40
 CLAIM_LOCK_PAUSE_SECONDS = 0.05
 
 
-def _lock_agent_for_claim(agent_id, agents=None):
+def _lock_agent_for_claim(agent_id, read=None):
     """Lock the agent row without queueing behind other claims; retry briefly if it is held.
-    `agents` may carry annotations read in the same statement (the scheduled claim's facts)."""
-    agents = Agent.objects.all() if agents is None else agents
+    `read` may carry annotations read in the same statement (the scheduled claim's facts)."""
+    read = _QUEUED_CLAIM_READ if read is None else read
     for _ in range(CLAIM_LOCK_ATTEMPTS):
-        agent = agents.select_for_update(skip_locked=True).filter(pk=agent_id).first()
+        agent = read.fetch(agent_id)
         if agent is not None:
             return agent
         if not Agent.objects.filter(pk=agent_id).exists():
@@ -152,23 +152,37 @@ def cycle_claim_queued(*, run_id, worker, task_id="", now=None) -> Claim:
 BUDGET_GATE_FIRST = "budget-gate-first"
 
 
-@functools.cache
-def _scheduled_claim_facts():
-    """Agents with what a scheduled claim needs to know, read in the one statement that locks
+def _scheduled_claim_facts(agent_id, _now=None):
+    """The agent with what a scheduled claim needs to know, read in the one statement that locks
     the row: the run in flight, when the previous run ended, the current configuration version
-    and where the agent's Schedule row stands (so a row the dispatcher already moved is left).
-    Built once per process (a queryset is cloned by every filter, never changed)."""
+    and where the agent's Schedule row stands (so a row the dispatcher already moved is left)."""
     running = CycleRun.objects.filter(agent=OuterRef("pk"), status=RunStatus.RUNNING)
     previous = CycleRun.objects.filter(agent=OuterRef("pk"), started_at=OuterRef("last_run"))
     versions = AgentConfigVersion.objects.filter(agent=OuterRef("pk")).order_by("-number")
     name = Concat(Value(scheduling.SCHEDULE_PREFIX), Cast(OuterRef("pk"), CharField()))
     schedule = Schedule.objects.filter(name=name).order_by()
-    return Agent.objects.order_by().annotate(  # order_by(): no sort of the one locked row
-        running_run_id=Subquery(running.order_by().values("pk")[:1]),
-        previous_finished_at=Subquery(previous.order_by("-finished_at").values("finished_at")[:1]),
-        current_version_id=Subquery(versions.values("pk")[:1]),
-        schedule_next_run=Subquery(schedule.values("next_run")[:1]),
+    return (
+        Agent.objects.order_by()  # no sort of the one locked row
+        .annotate(
+            running_run_id=Subquery(running.order_by().values("pk")[:1]),
+            previous_finished_at=Subquery(
+                previous.order_by("-finished_at").values("finished_at")[:1]
+            ),
+            current_version_id=Subquery(versions.values("pk")[:1]),
+            schedule_next_run=Subquery(schedule.values("next_run")[:1]),
+        )
+        .select_for_update(skip_locked=True)
+        .filter(pk=agent_id)
     )
+
+
+# The claims' locking reads, compiled once per process (runner.compiled_sql).
+_SCHEDULED_CLAIM_READ = CompiledRead(_scheduled_claim_facts)
+_QUEUED_CLAIM_READ = CompiledRead(
+    lambda agent_id, _now: (
+        Agent.objects.order_by().select_for_update(skip_locked=True).filter(pk=agent_id)
+    )
+)
 
 
 def cycle_claim_scheduled(
@@ -192,7 +206,7 @@ def cycle_claim_scheduled(
     refusal = None
     try:
         with transaction.atomic():
-            agent = _lock_agent_for_claim(agent_id, _scheduled_claim_facts())
+            agent = _lock_agent_for_claim(agent_id, _SCHEDULED_CLAIM_READ)
             if defer_budgets and agent.budgets:
                 return BUDGET_GATE_FIRST
             now = now or timezone.now()  # read under the lock, as in cycle_claim_queued
@@ -296,8 +310,15 @@ def _start_scheduled_run(agent, run_values, *, now, worker, task_id) -> Claim:
     fencing token bumped from the value read under the lock, so a concurrent claim on a database
     without row locks finds nothing to update) and the run's INSERT."""
     token = agent.fencing_token + 1
-    moved = Agent.objects.filter(pk=agent.pk, fencing_token=agent.fencing_token).update(
-        next_run=agent.next_run, fencing_token=token, last_run=now, updated_at=now
+    moved = update_row(
+        Agent,
+        where={"id": agent.pk, "fencing_token": agent.fencing_token},
+        values={
+            "next_run": agent.next_run,
+            "fencing_token": token,
+            "last_run": now,
+            "updated_at": now,
+        },
     )
     if not moved:
         raise ClaimRefused("Another worker claimed this agent first", state=agent.state)
@@ -362,11 +383,9 @@ def cycle_finish(*, run_id, token, outcome: Outcome, now=None, run=None) -> bool
             agent_id = CycleRun.objects.values_list("agent_id", flat=True).get(pk=run_id)
         else:
             agent_id = run.agent_id
-        agent = (
-            Agent.objects.select_for_update()
-            .annotate(has_waiting_runs=Exists(_waiting_runs(now)))
-            .get(pk=agent_id)
-        )
+        agent = _FINISH_READ.fetch(agent_id, now)
+        if agent is None:
+            raise Agent.DoesNotExist(f"Agent {agent_id} does not exist")
         settled = settle_run(
             agent,
             CycleRun.objects.filter(pk=run_id, fencing_token=token, status=RunStatus.RUNNING),
@@ -379,17 +398,21 @@ def cycle_finish(*, run_id, token, outcome: Outcome, now=None, run=None) -> bool
         return settled
 
 
-def _waiting_runs(now):
-    """The agent's retry and backfill runs whose turn has come (what policies.after_run sends)."""
-    return _queued_policy_runs().filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-
-
-@functools.cache
-def _queued_policy_runs():
-    """The agent's queued retry and backfill runs, built once per process (filters clone it)."""
-    return CycleRun.objects.filter(
+def _agent_for_finish(agent_id, now):
+    """The agent locked as the claim locks it (same lock order), with whether a retry or backfill
+    run's turn has come (what policies.after_run sends)."""
+    waiting = CycleRun.objects.filter(
         policies.POLICY_RUN, agent=OuterRef("pk"), status=RunStatus.QUEUED
-    ).order_by()
+    ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+    return (
+        Agent.objects.order_by()
+        .select_for_update()
+        .annotate(has_waiting_runs=Exists(waiting.order_by()))
+        .filter(pk=agent_id)
+    )
+
+
+_FINISH_READ = CompiledRead(_agent_for_finish, uses_time=True)
 
 
 def _after_own_run(agent, *, now):

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import logging
 
-from django.db.models import F
-
 from runner import alerts
 from runner.actors import Actor
+from runner.compiled_sql import update_row
 from runner.models import FAILURE_STATUSES, Agent, AgentState, AuditAction, AuditOutcome, RunStatus
 from runner.services import policies
 from runner.services.audit import record_event
@@ -66,25 +65,25 @@ def settle_run(agent, run_queryset, outcome: Outcome, *, now, run=None) -> bool:
 
 
 def _count(agent, outcome, *, retried, now):
-    """One UPDATE of the agent's counters, relative (F()) so it never loses a concurrent count;
-    the agent object is brought up to the same values for the breaker."""
-    changes = {"run_count": F("run_count") + 1, "updated_at": now}
+    """One UPDATE of the agent's counters, relative (`+ 1` in SQL) so it never loses a concurrent
+    count; the agent object is brought up to the same values for the breaker."""
+    values, add_one = {"updated_at": now}, ["run_count"]
     agent.run_count += 1
     if outcome.status == RunStatus.SUCCEEDED:
-        changes.update(
-            success_count=F("success_count") + 1, consecutive_failures=0, last_success=now
-        )
+        values.update(consecutive_failures=0, last_success=now)
+        add_one.append("success_count")
         agent.success_count += 1
         agent.consecutive_failures = 0
         agent.last_success = now
     elif outcome.status in FAILURE_STATUSES:
         agent.error_count += 1
         agent.last_error = f"{outcome.error_type}: {outcome.error_message}".strip(": ")
-        changes.update(error_count=F("error_count") + 1, last_error=agent.last_error)
+        values["last_error"] = agent.last_error
+        add_one.append("error_count")
         if not retried:
             agent.consecutive_failures += 1
-            changes["consecutive_failures"] = F("consecutive_failures") + 1
-    Agent.objects.filter(pk=agent.pk).update(**changes)
+            add_one.append("consecutive_failures")
+    update_row(Agent, where={"id": agent.pk}, values=values, add_one=add_one)
     agent.updated_at = now
 
 
