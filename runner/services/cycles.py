@@ -15,17 +15,15 @@ import time
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import CharField, Exists, F, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models import F
 from django.utils import timezone
-from django_q.models import Schedule
 
 from runner import policy_rules, schedules, scheduling
-from runner.compiled_sql import CompiledRead, update_row
+from runner.compiled_sql import update_row
 from runner.conf import conf
 from runner.errors import ClaimRefused, CycleCancelled, CycleDeadlineExceeded, LeaseLost
-from runner.models import Agent, AgentConfigVersion, AgentState, CycleRun, RunStatus, RunTrigger
-from runner.services import policies
+from runner.models import Agent, AgentState, CycleRun, RunStatus, RunTrigger
+from runner.services import agent_locks, policies
 from runner.services.configuration import config_values
 from runner.services.leases import lease_duration, reap_agent
 from runner.services.outcomes import settle_run
@@ -40,7 +38,7 @@ CLAIM_LOCK_PAUSE_SECONDS = 0.05
 def _lock_agent_for_claim(agent_id, read=None):
     """Lock the agent row without queueing behind other claims; retry briefly if it is held.
     `read` may carry annotations read in the same statement (the scheduled claim's facts)."""
-    read = _QUEUED_CLAIM_READ if read is None else read
+    read = agent_locks.QUEUED_CLAIM if read is None else read
     for _ in range(CLAIM_LOCK_ATTEMPTS):
         agent = read.fetch(agent_id)
         if agent is not None:
@@ -152,39 +150,6 @@ def cycle_claim_queued(*, run_id, worker, task_id="", now=None) -> Claim:
 BUDGET_GATE_FIRST = "budget-gate-first"
 
 
-def _scheduled_claim_facts(agent_id, _now=None):
-    """The agent with what a scheduled claim needs to know, read in the one statement that locks
-    the row: the run in flight, when the previous run ended, the current configuration version
-    and where the agent's Schedule row stands (so a row the dispatcher already moved is left)."""
-    running = CycleRun.objects.filter(agent=OuterRef("pk"), status=RunStatus.RUNNING)
-    previous = CycleRun.objects.filter(agent=OuterRef("pk"), started_at=OuterRef("last_run"))
-    versions = AgentConfigVersion.objects.filter(agent=OuterRef("pk")).order_by("-number")
-    name = Concat(Value(scheduling.SCHEDULE_PREFIX), Cast(OuterRef("pk"), CharField()))
-    schedule = Schedule.objects.filter(name=name).order_by()
-    return (
-        Agent.objects.order_by()  # no sort of the one locked row
-        .annotate(
-            running_run_id=Subquery(running.order_by().values("pk")[:1]),
-            previous_finished_at=Subquery(
-                previous.order_by("-finished_at").values("finished_at")[:1]
-            ),
-            current_version_id=Subquery(versions.values("pk")[:1]),
-            schedule_next_run=Subquery(schedule.values("next_run")[:1]),
-        )
-        .select_for_update(skip_locked=True)
-        .filter(pk=agent_id)
-    )
-
-
-# The claims' locking reads, compiled once per process (runner.compiled_sql).
-_SCHEDULED_CLAIM_READ = CompiledRead(_scheduled_claim_facts)
-_QUEUED_CLAIM_READ = CompiledRead(
-    lambda agent_id, _now: (
-        Agent.objects.order_by().select_for_update(skip_locked=True).filter(pk=agent_id)
-    )
-)
-
-
 def cycle_claim_scheduled(
     *, agent_id, worker, task_id="", now=None, slot=None, defer_budgets=False
 ) -> Claim | None:
@@ -206,7 +171,7 @@ def cycle_claim_scheduled(
     refusal = None
     try:
         with transaction.atomic():
-            agent = _lock_agent_for_claim(agent_id, _SCHEDULED_CLAIM_READ)
+            agent = _lock_agent_for_claim(agent_id, agent_locks.SCHEDULED_CLAIM)
             if defer_budgets and agent.budgets:
                 return BUDGET_GATE_FIRST
             now = now or timezone.now()  # read under the lock, as in cycle_claim_queued
@@ -383,7 +348,7 @@ def cycle_finish(*, run_id, token, outcome: Outcome, now=None, run=None) -> bool
             agent_id = CycleRun.objects.values_list("agent_id", flat=True).get(pk=run_id)
         else:
             agent_id = run.agent_id
-        agent = _FINISH_READ.fetch(agent_id, now)
+        agent = agent_locks.FINISH.fetch(agent_id, now)
         if agent is None:
             raise Agent.DoesNotExist(f"Agent {agent_id} does not exist")
         settled = settle_run(
@@ -396,23 +361,6 @@ def cycle_finish(*, run_id, token, outcome: Outcome, now=None, run=None) -> bool
         if settled:
             _after_own_run(agent, now=now)
         return settled
-
-
-def _agent_for_finish(agent_id, now):
-    """The agent locked as the claim locks it (same lock order), with whether a retry or backfill
-    run's turn has come (what policies.after_run sends)."""
-    waiting = CycleRun.objects.filter(
-        policies.POLICY_RUN, agent=OuterRef("pk"), status=RunStatus.QUEUED
-    ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-    return (
-        Agent.objects.order_by()
-        .select_for_update()
-        .annotate(has_waiting_runs=Exists(waiting.order_by()))
-        .filter(pk=agent_id)
-    )
-
-
-_FINISH_READ = CompiledRead(_agent_for_finish, uses_time=True)
 
 
 def _after_own_run(agent, *, now):

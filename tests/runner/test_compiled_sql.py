@@ -11,7 +11,7 @@ from django.utils import timezone
 from runner import compiled_sql
 from runner.compiled_sql import CompiledRead, update_row
 from runner.models import Agent, CycleRun
-from runner.services import cycles
+from runner.services import agent_locks
 from tests.factories import AgentFactory, CycleRunFactory
 
 pytestmark = pytest.mark.django_db
@@ -56,8 +56,8 @@ def agent():
 
 def test_the_scheduled_claims_read_matches_the_orm(agent):
     with transaction.atomic():
-        expected = cycles._scheduled_claim_facts(agent.pk).get()
-        fetched = cycles._SCHEDULED_CLAIM_READ.fetch(agent.pk)
+        expected = agent_locks.scheduled_claim_facts(agent.pk).get()
+        fetched = agent_locks.SCHEDULED_CLAIM.fetch(agent.pk)
     for name in COMPARED:
         assert getattr(fetched, name) == getattr(expected, name), name
     for name in ("running_run_id", "previous_finished_at", "current_version_id"):
@@ -72,10 +72,10 @@ def test_the_finishs_read_follows_the_time_it_is_given(agent):
     )
     with transaction.atomic():
         now = timezone.now()
-        assert cycles._FINISH_READ.fetch(agent.pk, now).has_waiting_runs is False
+        assert agent_locks.FINISH.fetch(agent.pk, now).has_waiting_runs is False
         later = waiting.not_before + timedelta(seconds=1)
-        assert cycles._FINISH_READ.fetch(agent.pk, later).has_waiting_runs is True
-        assert cycles._agent_for_finish(agent.pk, later).get().has_waiting_runs is True
+        assert agent_locks.FINISH.fetch(agent.pk, later).has_waiting_runs is True
+        assert agent_locks.agent_for_finish(agent.pk, later).get().has_waiting_runs is True
 
 
 def test_a_later_read_runs_the_stored_sql_without_compiling_again(agent, monkeypatch):
