@@ -25,8 +25,9 @@ Robustness: the gate only delays `dequeue()`; every task taken is handed over as
 none is dropped. `free` never counts fewer waiting workers than there are (it rises before a
 worker waits and falls only after a hand-over), so a cluster with a free worker always takes
 work. It counts one too many if a worker is killed while it waits, or leaves (recycled, killed)
-after an early release, or the pusher is killed between a hand-over and its decrement. That cluster may then take one task ahead, as django-q2 always
-did, until a hand-over finds more free workers than the pool has and drops the extra count.
+after an early release, or the pusher is killed between a hand-over and its decrement. That
+cluster may then take one task ahead, as django-q2 always did, until a hand-over finds more free
+workers than the pool has and drops the extra count.
 With the ORM broker's `bulk` above 1 the rest of a batch is held as before (we keep 1).
 
 Early release: a cycle that has run its agent and only has its result left to record calls
